@@ -1,0 +1,147 @@
+//! Whole-file decoding through symphonia: WAV (and AIFF, including AIFF files misnamed .wav),
+//! FLAC, Ogg Vorbis and MP3, downmixed to mono at the file's own sample rate.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use crate::error::{Error, Result};
+
+/// Mono samples in [-1, 1] and the rate they were recorded at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedAudio {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl DecodedAudio {
+    pub fn duration_seconds(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// Decodes a file from disk; the extension is only a hint, the content decides.
+pub fn decode_path(path: &Path) -> Result<DecodedAudio> {
+    let bytes = std::fs::read(path)?;
+    let extension = path.extension().and_then(|e| e.to_str());
+    decode_file(bytes, extension)
+}
+
+/// Decodes a whole file held in memory. `extension_hint` helps the probe but is not trusted.
+pub fn decode_file(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
+    if bytes.is_empty() {
+        return Err(Error::InvalidAudio("the file is empty".into()));
+    }
+    let stream = MediaSourceStream::new(
+        Box::new(Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
+    let mut hint = Hint::new();
+    if let Some(ext) = extension_hint {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| describe(e, "recognise the container"))?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| Error::UnsupportedAudio("the file has no audio track".into()))?;
+    let track_id = track.id;
+    let params = track.codec_params.clone();
+    let sample_rate = params
+        .sample_rate
+        .ok_or_else(|| Error::InvalidAudio("the file does not state its sample rate".into()))?;
+    if sample_rate == 0 {
+        return Err(Error::InvalidAudio(
+            "the file states a sample rate of 0 Hz".into(),
+        ));
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&params, &DecoderOptions::default())
+        .map_err(|e| describe(e, "open a decoder"))?;
+
+    let mut samples = Vec::new();
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(e) => return Err(describe(e, "read a packet")),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // A corrupt packet in the middle of a long file is skipped, as players do.
+            Err(SymphoniaError::DecodeError(_)) if !samples.is_empty() => continue,
+            Err(e) => return Err(describe(e, "decode audio")),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count().max(1);
+        let buf = buffer.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
+        if buf.capacity() < decoded.capacity() * channels {
+            *buf = SampleBuffer::new(decoded.capacity() as u64, spec);
+        }
+        buf.copy_interleaved_ref(decoded);
+        downmix(buf.samples(), channels, &mut samples);
+    }
+    if samples.is_empty() {
+        return Err(Error::InvalidAudio(
+            "the file holds no audio samples".into(),
+        ));
+    }
+    if let Some(bad) = samples.iter().position(|s| !s.is_finite()) {
+        return Err(Error::InvalidAudio(format!(
+            "sample {bad} is not a finite number"
+        )));
+    }
+    Ok(DecodedAudio {
+        samples,
+        sample_rate,
+    })
+}
+
+/// Averages interleaved channels into mono (librosa's `to_mono`).
+fn downmix(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels == 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
+    let scale = 1.0 / channels as f32;
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() * scale),
+    );
+}
+
+fn describe(err: SymphoniaError, doing: &str) -> Error {
+    match err {
+        SymphoniaError::Unsupported(what) => {
+            Error::UnsupportedAudio(format!("cannot {doing}: {what}"))
+        }
+        SymphoniaError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::InvalidAudio(format!("cannot {doing}: the file is truncated"))
+        }
+        other => Error::InvalidAudio(format!("cannot {doing}: {other}")),
+    }
+}

@@ -1,0 +1,185 @@
+//! Cuts a stream of samples into overlapping analysis windows. Each window is emitted exactly
+//! once, as soon as its last sample arrives, with its position in the stream's own clock.
+
+use crate::error::{Error, Result};
+
+/// One analysis window of the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// 0, 1, 2, ... in stream order.
+    pub index: u64,
+    /// Position of the first sample, counted from the start of the stream.
+    pub start_sample: u64,
+    /// Number of samples the window covers (shorter than the window length only for the
+    /// final partial window).
+    pub len: usize,
+    /// The samples themselves, when the assembler keeps them.
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl Window {
+    pub fn start_ms(&self) -> u64 {
+        self.start_sample * 1000 / self.sample_rate as u64
+    }
+
+    pub fn end_ms(&self) -> u64 {
+        (self.start_sample + self.len as u64) * 1000 / self.sample_rate as u64
+    }
+
+    pub fn end_sample(&self) -> u64 {
+        self.start_sample + self.len as u64
+    }
+}
+
+/// Streaming window assembler: `window` samples every `hop` samples.
+#[derive(Debug)]
+pub struct WindowAssembler {
+    window: usize,
+    hop: usize,
+    sample_rate: u32,
+    keep_samples: bool,
+    /// Samples from `buffer_start` on (only when `keep_samples`).
+    buffer: Vec<f32>,
+    buffer_start: u64,
+    next_index: u64,
+    next_start: u64,
+    total: u64,
+}
+
+impl WindowAssembler {
+    /// `keep_samples = false` tracks positions only, for callers that keep their own
+    /// per-frame state (the incremental log-mel front end) and need no copy of the audio.
+    pub fn new(window: usize, hop: usize, sample_rate: u32, keep_samples: bool) -> Result<Self> {
+        if window == 0 || hop == 0 || hop > window {
+            return Err(Error::Config(format!(
+                "window ({window} samples) and hop ({hop} samples) must be positive with hop <= window"
+            )));
+        }
+        Ok(Self {
+            window,
+            hop,
+            sample_rate,
+            keep_samples,
+            buffer: Vec::new(),
+            buffer_start: 0,
+            next_index: 0,
+            next_start: 0,
+            total: 0,
+        })
+    }
+
+    pub fn window_len(&self) -> usize {
+        self.window
+    }
+
+    pub fn hop_len(&self) -> usize {
+        self.hop
+    }
+
+    /// Samples received so far.
+    pub fn total_samples(&self) -> u64 {
+        self.total
+    }
+
+    /// Adds samples and appends every window that is now complete to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<Window>) {
+        self.total += samples.len() as u64;
+        if self.keep_samples {
+            self.buffer.extend_from_slice(samples);
+        }
+        while self.next_start + self.window as u64 <= self.total {
+            let window = self.cut(self.window);
+            out.push(window);
+        }
+    }
+
+    /// Ends the stream: returns the trailing partial window if it holds at least
+    /// `min_len` samples that no full window covered.
+    pub fn finish(&mut self, min_len: usize) -> Option<Window> {
+        let covered = if self.next_index == 0 {
+            0
+        } else {
+            self.next_start - self.hop as u64 + self.window as u64
+        };
+        let remaining = self.total.saturating_sub(self.next_start) as usize;
+        if self.total <= covered || remaining == 0 || remaining < min_len.max(1) {
+            return None;
+        }
+        Some(self.cut(remaining))
+    }
+
+    fn cut(&mut self, len: usize) -> Window {
+        let samples = if self.keep_samples {
+            let offset = (self.next_start - self.buffer_start) as usize;
+            self.buffer[offset..offset + len].to_vec()
+        } else {
+            Vec::new()
+        };
+        let window = Window {
+            index: self.next_index,
+            start_sample: self.next_start,
+            len,
+            samples,
+            sample_rate: self.sample_rate,
+        };
+        self.next_index += 1;
+        self.next_start += self.hop as u64;
+        if self.keep_samples {
+            let drop = ((self.next_start - self.buffer_start) as usize).min(self.buffer.len());
+            self.buffer.drain(..drop);
+            self.buffer_start += drop as u64;
+        }
+        window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_emitted_once_in_order_with_their_times() {
+        let signal: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let mut assembler = WindowAssembler::new(40, 20, 1000, true).unwrap();
+        let mut windows = Vec::new();
+        for chunk in signal.chunks(7) {
+            assembler.push(chunk, &mut windows);
+        }
+        let tail = assembler.finish(10);
+        let starts: Vec<u64> = windows.iter().map(|w| w.start_sample).collect();
+        assert_eq!(starts, [0, 20, 40, 60]);
+        for w in &windows {
+            assert_eq!(w.samples, signal[w.start_sample as usize..][..40]);
+            assert_eq!(
+                (w.start_ms(), w.end_ms()),
+                (w.start_sample, w.start_sample + 40)
+            );
+        }
+        // 100 samples: windows cover 0..100 entirely, so no partial tail.
+        assert_eq!(tail, None);
+    }
+
+    #[test]
+    fn trailing_partial_window_needs_uncovered_samples() {
+        let mut assembler = WindowAssembler::new(40, 20, 1000, true).unwrap();
+        let mut windows = Vec::new();
+        assembler.push(&[0.0; 115], &mut windows);
+        assert_eq!(windows.len(), 4);
+        let tail = assembler.finish(10).unwrap();
+        assert_eq!((tail.index, tail.start_sample, tail.len), (4, 80, 35));
+        // A short stream gets one partial window if it is long enough.
+        let mut short = WindowAssembler::new(40, 20, 1000, false).unwrap();
+        short.push(&[0.0; 15], &mut windows);
+        assert_eq!(short.finish(10).map(|w| w.len), Some(15));
+        let mut tiny = WindowAssembler::new(40, 20, 1000, false).unwrap();
+        tiny.push(&[0.0; 5], &mut windows);
+        assert_eq!(tiny.finish(10), None);
+    }
+
+    #[test]
+    fn hop_longer_than_window_is_rejected() {
+        assert!(WindowAssembler::new(10, 20, 16000, true).is_err());
+        assert!(WindowAssembler::new(0, 0, 16000, true).is_err());
+    }
+}
