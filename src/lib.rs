@@ -7,6 +7,7 @@ pub mod audio;
 pub mod config;
 pub mod error;
 pub mod features;
+pub mod model;
 
 pub use config::FeatureConfig;
 pub use error::{Error, Result};

@@ -1,0 +1,176 @@
+//! Emotion models: the model card, the two architectures, loading (from a directory or the
+//! default model embedded in the binary), per-window inputs and batched prediction.
+
+pub mod card;
+pub mod dropout;
+pub mod logmel;
+pub mod seed;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+pub use card::{ModelCard, ModelKind, Normalization};
+pub use logmel::LogMelNet;
+pub use seed::SeedNet;
+
+use crate::error::{Error, Result};
+use crate::features::{self, FeatureKind};
+
+/// The eight emotions, in the order of every model's outputs.
+pub const LABELS: [&str; 8] = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"];
+
+/// Dropout before the log-mel network's classifier (a training hyper-parameter; inactive
+/// at inference).
+pub const LOGMEL_DROPOUT: f32 = 0.3;
+
+/// A network of either kind.
+#[derive(Debug)]
+pub enum Net {
+    Seed(SeedNet),
+    Logmel(LogMelNet),
+}
+
+impl Net {
+    /// Builds the network a card describes, taking weights from `vb` (a safetensors file to
+    /// serve, or a fresh VarMap to train).
+    pub fn build(card: &ModelCard, vb: VarBuilder) -> Result<Self> {
+        let norm = &card.normalization;
+        Ok(match card.kind {
+            ModelKind::Seed => Net::Seed(SeedNet::new(vb, &norm.mean, &norm.std)?),
+            ModelKind::Logmel => Net::Logmel(LogMelNet::new(vb, card.features.n_mels, &norm.mean, &norm.std, LOGMEL_DROPOUT)?),
+        })
+    }
+
+    /// Logits for a batch: (B, 162) clip vectors for seed, (B, T, n_mels) log-mel for logmel.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match self {
+            Net::Seed(net) => net.forward_t(x, train),
+            Net::Logmel(net) => net.forward_t(x, train),
+        }
+    }
+}
+
+/// One window's network input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowInput {
+    /// Frames (1 for the seed's clip vector).
+    pub frames: usize,
+    /// `frames * width` values, frame-major.
+    pub values: Vec<f32>,
+}
+
+/// A loaded model, ready to predict.
+#[derive(Debug)]
+pub struct Model {
+    pub card: ModelCard,
+    net: Net,
+    device: Device,
+}
+
+/// The default model, compiled into the binary so that `sentio serve` needs no download.
+const DEFAULT_CARD: &str = include_str!("../../models/default/model.json");
+const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../models/default/model.safetensors");
+
+/// Parses `cpu` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec.trim() {
+        "cpu" => Ok(Device::Cpu),
+        other => {
+            let ordinal = other
+                .strip_prefix("cuda:")
+                .or(if other == "cuda" { Some("0") } else { None })
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| Error::Config(format!("unknown device {other:?}: expected cpu or cuda:N")))?;
+            if !cfg!(feature = "cuda") {
+                return Err(Error::Config(format!(
+                    "device {other} requested, but this binary was built without CUDA support (cargo build --features cuda)"
+                )));
+            }
+            Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("CUDA device {ordinal}: {e}")))
+        }
+    }
+}
+
+impl Model {
+    /// The model shipped in `models/default/`.
+    pub fn default_model(device: &Device) -> Result<Self> {
+        Self::from_bytes(DEFAULT_CARD, DEFAULT_WEIGHTS, device)
+    }
+
+    /// A model directory holding `model.json` and `model.safetensors`.
+    pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        let card = std::fs::read_to_string(dir.join("model.json"))
+            .map_err(|e| Error::Model(format!("{}: {e}", dir.join("model.json").display())))?;
+        let weights = std::fs::read(dir.join("model.safetensors"))
+            .map_err(|e| Error::Model(format!("{}: {e}", dir.join("model.safetensors").display())))?;
+        Self::from_bytes(&card, &weights, device)
+    }
+
+    pub fn from_bytes(card_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
+        let card = ModelCard::from_json(card_json)?;
+        let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, device)?;
+        let net = Net::build(&card, vb)?;
+        Ok(Self { card, net, device: device.clone() })
+    }
+
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The network input for one window of samples at the model rate, computed offline
+    /// (streams compute the log-mel frames incrementally and get the same values).
+    pub fn window_input(&self, samples: &[f32]) -> Result<WindowInput> {
+        window_input(&self.card, samples)
+    }
+
+    /// Class probabilities for a batch of windows. Windows of equal length run as one
+    /// forward pass; a batch never changes a window's result beyond float rounding.
+    pub fn predict(&self, inputs: &[&WindowInput]) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![Vec::new(); inputs.len()];
+        let mut remaining: Vec<usize> = (0..inputs.len()).collect();
+        while let Some(&first) = remaining.first() {
+            let frames = inputs[first].frames;
+            let (group, rest): (Vec<usize>, Vec<usize>) = remaining.iter().partition(|&&i| inputs[i].frames == frames);
+            remaining = rest;
+            let probs = self.forward_probs(&group.iter().map(|&i| inputs[i]).collect::<Vec<_>>())?;
+            for (i, p) in group.into_iter().zip(probs) {
+                out[i] = p;
+            }
+        }
+        Ok(out)
+    }
+
+    fn forward_probs(&self, batch: &[&WindowInput]) -> Result<Vec<Vec<f32>>> {
+        let frames = batch[0].frames;
+        let width = batch[0].values.len() / frames.max(1);
+        let mut flat = Vec::with_capacity(batch.len() * frames * width);
+        for input in batch {
+            flat.extend_from_slice(&input.values);
+        }
+        let x = match self.net {
+            Net::Seed(_) => Tensor::from_vec(flat, (batch.len(), width), &self.device)?,
+            Net::Logmel(_) => Tensor::from_vec(flat, (batch.len(), frames, width), &self.device)?,
+        };
+        let logits = self.net.forward_t(&x, false)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_device(&Device::Cpu)?;
+        Ok(probs.to_vec2::<f32>()?)
+    }
+}
+
+/// The network input for one window of samples at `card.features.sr`.
+pub fn window_input(card: &ModelCard, samples: &[f32]) -> Result<WindowInput> {
+    let config = &card.features;
+    match card.kind {
+        ModelKind::Seed => Ok(WindowInput { frames: 1, values: seed::seed_features(samples, config)? }),
+        ModelKind::Logmel => {
+            let m = features::compute(FeatureKind::Logmel, samples, config)?;
+            Ok(WindowInput { frames: m.n_frames(), values: m.data })
+        }
+    }
+}

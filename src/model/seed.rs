@@ -1,0 +1,102 @@
+//! The seed architecture, reproduced from the reference notebook: a 162-value clip vector
+//! (means of ZCR 1, chroma 12, MFCC 20, RMS 1, mel power 128 at librosa's defaults) fed as a
+//! one-channel sequence to Conv1D 256-128-128-64 (k=4, Keras "same"), MaxPool(4, stride 2,
+//! "same"), Dense 64 -> 8.
+
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+
+use super::dropout::SeededDropout;
+
+use crate::config::FeatureConfig;
+use crate::features::{self, FeatureKind, SpectrumPower};
+
+/// Length of the clip vector.
+pub const SEED_FEATURES: usize = 162;
+
+/// The 162 frame-mean features of one window, in the notebook's order.
+pub fn seed_features(y: &[f32], config: &FeatureConfig) -> crate::Result<Vec<f32>> {
+    let mean = |kind| features::compute(kind, y, config).map(|m| m.mean_over_frames());
+    // The notebook passes |STFT| (magnitude) to chroma_stft.
+    let magnitude = features::Spectrogram::new(config.n_fft).compute(y, config.hop_length, config.center, SpectrumPower::Magnitude);
+    let chroma = features::chroma_stft(&magnitude, config.sr, config.n_fft).mean_over_frames();
+    let mut out = Vec::with_capacity(SEED_FEATURES);
+    out.extend(mean(FeatureKind::Zcr)?);
+    out.extend(chroma);
+    out.extend(mean(FeatureKind::Mfcc)?);
+    out.extend(mean(FeatureKind::Rms)?);
+    out.extend(mean(FeatureKind::Mel)?);
+    debug_assert_eq!(out.len(), SEED_FEATURES);
+    Ok(out)
+}
+
+/// Keras `padding="same"` for a stride-1 kernel of size k: (k-1)/2 left, the rest right.
+fn same_pad(x: &Tensor, k: usize) -> Result<Tensor> {
+    x.pad_with_zeros(D::Minus1, (k - 1) / 2, k - 1 - (k - 1) / 2)
+}
+
+/// Keras `MaxPooling1D(pool_size=4, strides=2, padding="same")`. Inputs follow a ReLU, so
+/// zero padding equals Keras's ignore-the-padding. A window of 4 at stride 2 is the max of
+/// two neighbouring non-overlapping pairs, which keeps the op differentiable in candle.
+fn max_pool_same(x: &Tensor) -> Result<Tensor> {
+    let len = x.dim(D::Minus1)?;
+    let out = len.div_ceil(2);
+    let pad = ((out - 1) * 2 + 4).saturating_sub(len);
+    let x = x.pad_with_zeros(D::Minus1, pad / 2, pad - pad / 2)?.unsqueeze(2)?;
+    let pairs = x.max_pool2d_with_stride((1, 2), (1, 2))?.squeeze(2)?;
+    pairs.narrow(D::Minus1, 0, out)?.maximum(&pairs.narrow(D::Minus1, 1, out)?)
+}
+
+#[derive(Debug)]
+pub struct SeedNet {
+    convs: Vec<Conv1d>,
+    pub dropout: SeededDropout,
+    dense: Linear,
+    out: Linear,
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl SeedNet {
+    /// `mean`/`std`: the StandardScaler fitted on the training clips (162 values each).
+    pub fn new(vb: VarBuilder, mean: &[f32], std: &[f32]) -> Result<Self> {
+        let cfg = Conv1dConfig::default();
+        let widths = [(1, 256), (256, 128), (128, 128), (128, 64)];
+        let convs = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &(cin, cout))| candle_nn::conv1d(cin, cout, 4, cfg, vb.pp(format!("conv{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let mut len = SEED_FEATURES;
+        for _ in 0..4 {
+            len = len.div_ceil(2);
+        }
+        let dense = candle_nn::linear(64 * len, 64, vb.pp("dense"))?;
+        let out = candle_nn::linear(64, 8, vb.pp("out"))?;
+        let device = vb.device();
+        Ok(Self {
+            convs,
+            dropout: SeededDropout::new(0.2),
+            dense,
+            out,
+            mean: Tensor::from_slice(mean, (1, SEED_FEATURES), device)?,
+            std: Tensor::from_slice(std, (1, SEED_FEATURES), device)?,
+        })
+    }
+
+    /// Logits for a batch of raw (unstandardized) clip vectors, shape (B, 162).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?.unsqueeze(1)?;
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(&same_pad(&x, 4)?)?.relu()?;
+            x = max_pool_same(&x)?;
+            if i == 2 {
+                x = self.dropout.forward_t(&x, train)?;
+            }
+        }
+        // Keras flattens channels-last: (B, T, C).
+        let x = x.transpose(1, 2)?.flatten_from(1)?;
+        let x = self.dense.forward(&x)?.relu()?;
+        self.out.forward(&x)
+    }
+}

@@ -1,0 +1,155 @@
+//! The front end end to end: every container decodes, streaming equals offline for any
+//! chunking (resampling, windows and incremental log-mel frames), and bad input is a typed
+//! error, never a panic.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use sentio::audio::pcm::encode;
+use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, WindowAssembler, decode_file, decode_path};
+use sentio::features::{self, FeatureKind, StreamingLogMel};
+use sentio::{Error, FeatureConfig};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+#[test]
+fn every_container_decodes_to_the_same_speech() {
+    let reference = decode_path(&fixture("speech_16k.wav")).unwrap();
+    assert_eq!(reference.sample_rate, 16_000);
+    assert_eq!(reference.samples.len(), 25_600);
+    // Lossless containers give the same samples; lossy ones the same length and energy.
+    for name in ["speech_16k.flac", "speech_16k.aiff", "speech_16k_aiff_named.wav"] {
+        let audio = decode_path(&fixture(name)).unwrap();
+        assert_eq!(audio, reference, "{name}");
+    }
+    let energy = |s: &[f32]| s.iter().map(|v| v * v).sum::<f32>() / s.len() as f32;
+    for name in ["speech_16k.ogg", "speech_16k.mp3"] {
+        let audio = decode_path(&fixture(name)).unwrap();
+        assert_eq!(audio.sample_rate, 16_000, "{name}");
+        assert!(audio.samples.len().abs_diff(reference.samples.len()) < 2000, "{name}: {} samples", audio.samples.len());
+        let ratio = energy(&audio.samples) / energy(&reference.samples);
+        assert!((0.7..1.3).contains(&ratio), "{name}: energy ratio {ratio}");
+    }
+    let stereo = decode_path(&fixture("speech_48k_stereo.wav")).unwrap();
+    assert_eq!((stereo.sample_rate, stereo.samples.len()), (48_000, 38_400));
+}
+
+#[test]
+fn bad_files_are_typed_errors() {
+    let wav = std::fs::read(fixture("speech_16k.wav")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated header", wav[..20].to_vec()),
+        ("header only", wav[..44].to_vec()),
+        ("garbage", b"this is not audio at all, just some text".repeat(20)),
+        ("zeros", vec![0u8; 4096]),
+    ];
+    for (what, bytes) in cases {
+        match decode_file(bytes, Some("wav")) {
+            Err(Error::InvalidAudio(msg)) | Err(Error::UnsupportedAudio(msg)) => assert!(!msg.is_empty(), "{what}"),
+            other => panic!("{what}: expected an audio error, got {other:?}"),
+        }
+    }
+    // A float WAV holding NaN.
+    let mut nan_wav = wav_header_f32(16_000, 4);
+    for v in [0.1f32, f32::NAN, 0.2, f32::INFINITY] {
+        nan_wav.extend_from_slice(&v.to_le_bytes());
+    }
+    let err = decode_file(nan_wav, Some("wav")).unwrap_err();
+    assert!(err.to_string().contains("finite"), "{err}");
+}
+
+fn wav_header_f32(rate: u32, samples: u32) -> Vec<u8> {
+    let data = samples * 4;
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * 4).to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
+    h.extend_from_slice(&32u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data.to_le_bytes());
+    h
+}
+
+#[test]
+fn absurd_rates_and_configs_are_rejected() {
+    for rate in [0u32, 1, 7_999, 192_001, 10_000_000] {
+        assert!(matches!(StreamResampler::new(rate, 16_000), Err(Error::SampleRate { .. })), "{rate}");
+    }
+    let bad = FeatureConfig { n_fft: 0, ..FeatureConfig::default() };
+    assert!(matches!(features::compute(FeatureKind::Mel, &[0.0; 4096], &bad), Err(Error::Config(_))));
+    let bad = FeatureConfig { fmax: Some(20_000.0), ..FeatureConfig::default() };
+    assert!(bad.validate().is_err());
+    let short = FeatureConfig { center: false, ..FeatureConfig::default() };
+    assert!(matches!(features::compute(FeatureKind::Mel, &[0.0; 100], &short), Err(Error::InvalidAudio(_))));
+}
+
+/// Runs a byte stream through the streaming path as a session does, chunk by chunk.
+fn stream(bytes: &[u8], chunks: &[usize], rate: u32, window: usize, hop: usize) -> (Vec<f32>, Vec<(u64, Vec<f32>)>) {
+    let config = FeatureConfig::streaming_16k();
+    let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
+    let mut resampler = StreamResampler::new(rate, 16_000).unwrap();
+    let mut assembler = WindowAssembler::new(window, hop, 16_000, false).unwrap();
+    let mut logmel = StreamingLogMel::new(&config).unwrap();
+    let (mut decoded, mut resampled, mut windows, mut out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rest = bytes;
+    let mut sizes = chunks.iter().cycle();
+    let mut feed = |samples: &[f32], resampled: &mut Vec<f32>, out: &mut Vec<(u64, Vec<f32>)>| {
+        resampled.extend_from_slice(samples);
+        logmel.push(samples);
+        windows.clear();
+        assembler.push(samples, &mut windows);
+        for w in &windows {
+            out.push((w.start_sample, logmel.window_logmel(w.start_sample, w.len).unwrap()));
+        }
+    };
+    while !rest.is_empty() {
+        let n = (*sizes.next().unwrap()).min(rest.len());
+        decoded.clear();
+        decoder.decode(&rest[..n], &mut decoded).unwrap();
+        rest = &rest[n..];
+        let mut chunk_out = Vec::new();
+        resampler.process(&decoded, &mut chunk_out).unwrap();
+        feed(&chunk_out, &mut resampled, &mut out);
+    }
+    let mut tail = Vec::new();
+    resampler.finish(&mut tail).unwrap();
+    feed(&tail, &mut resampled, &mut out);
+    (resampled, out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Any chunking gives the same resampled audio and the same window features, and those
+    /// equal the offline computation on the same samples.
+    #[test]
+    fn random_chunkings_give_identical_audio_and_features(
+        chunks in prop::collection::vec(1usize..5000, 1..6),
+        rate in prop::sample::select(vec![8_000u32, 16_000, 22_050, 44_100, 48_000]),
+    ) {
+        let speech = decode_path(&fixture("speech_16k.wav")).unwrap();
+        let input = StreamResampler::resample_all(16_000, rate, &speech.samples).unwrap();
+        let bytes = encode(&input, SampleFormat::S16Le);
+        let (window, hop) = (16_000, 8_000);
+        let (whole_audio, whole_windows) = stream(&bytes, &[bytes.len()], rate, window, hop);
+        let (audio, windows) = stream(&bytes, &chunks, rate, window, hop);
+        prop_assert_eq!(&audio, &whole_audio);
+        prop_assert_eq!(&windows, &whole_windows);
+        prop_assert!(!windows.is_empty());
+        let config = FeatureConfig::streaming_16k();
+        for (start, values) in &windows {
+            let slice = &audio[*start as usize..*start as usize + window];
+            let offline = features::compute(FeatureKind::Logmel, slice, &config).unwrap();
+            prop_assert_eq!(&offline.data, values);
+        }
+    }
+}

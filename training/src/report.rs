@@ -1,0 +1,105 @@
+//! Renders evaluation results: confusion matrices as PNG (plotters) and the tables of
+//! `EVAL.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use sentio::model::LABELS;
+
+use crate::eval::{Confusion, Summary};
+
+const FONT_PATHS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
+
+/// Registers a system TrueType font for plotters' text (fonts-dejavu-core).
+fn ensure_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        FONT_PATHS.iter().find_map(|p| std::fs::read(p).ok()).is_some_and(|bytes| {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+        })
+    });
+    anyhow::ensure!(ok, "no DejaVuSans.ttf found (apt install fonts-dejavu-core)");
+    Ok(())
+}
+
+/// A row-normalized confusion matrix heat map with counts.
+pub fn confusion_png(confusion: &Confusion, title: &str, path: &Path) -> Result<()> {
+    ensure_font()?;
+    let present: Vec<usize> = (0..8).filter(|&c| confusion.support(c) > 0 || (0..8).any(|t| confusion.counts[t][c] > 0)).collect();
+    let n = present.len();
+    let root = BitMapBackend::new(path, (120 + 70 * n as u32, 110 + 60 * n as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title_area, body) = root.split_vertically(40);
+    title_area.titled(title, ("sans-serif", 20))?;
+    let (labels_left, grid) = body.split_horizontally(100);
+    let (grid, labels_bottom) = grid.split_vertically(60 * n as i32);
+    let cells = grid.split_evenly((n, n));
+    for (i, &t) in present.iter().enumerate() {
+        let support = confusion.support(t).max(1) as f64;
+        for (j, &p) in present.iter().enumerate() {
+            let count = confusion.counts[t][p];
+            let share = count as f64 / support;
+            let cell = &cells[i * n + j];
+            let shade = (255.0 * (1.0 - share)) as u8;
+            cell.fill(&RGBColor(shade, shade, 255))?;
+            let color = if share > 0.5 { WHITE } else { BLACK };
+            let (w, h) = cell.dim_in_pixel();
+            cell.draw(&Text::new(format!("{count}"), (w as i32 / 2 - 12, h as i32 / 2 - 8), ("sans-serif", 16).into_font().color(&color)))?;
+        }
+        labels_left.draw(&Text::new(LABELS[t], (8, 60 * i as i32 + 22), ("sans-serif", 15)))?;
+        labels_bottom.draw(&Text::new(&LABELS[t][..LABELS[t].len().min(7)], (70 * i as i32 + 8, 10), ("sans-serif", 14)))?;
+    }
+    labels_bottom.draw(&Text::new("rows: true label, columns: predicted", (8, 35), ("sans-serif", 14)))?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A markdown table of per-class recall, one row per evaluated set.
+pub fn summary_table(rows: &[(String, Summary)]) -> String {
+    let mut out = String::from("| set | clips | accuracy | UAR |");
+    for label in LABELS {
+        let _ = write!(out, " {label} |");
+    }
+    out.push_str("\n|---|---:|---:|---:|");
+    out.push_str(&"---:|".repeat(LABELS.len()));
+    out.push('\n');
+    for (name, s) in rows {
+        let _ = write!(out, "| {name} | {} | {:.3} | **{:.3}** |", s.clips, s.accuracy, s.uar);
+        for label in LABELS {
+            match s.per_class_recall.get(label) {
+                Some(r) => {
+                    let _ = write!(out, " {r:.2} |");
+                }
+                None => out.push_str(" - |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A markdown confusion matrix (counts).
+pub fn confusion_table(confusion: &Confusion) -> String {
+    let mut out = String::from("| true \\ predicted |");
+    for label in LABELS {
+        let _ = write!(out, " {label} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(LABELS.len()));
+    out.push('\n');
+    for (t, row) in confusion.counts.iter().enumerate() {
+        if confusion.support(t) == 0 {
+            continue;
+        }
+        let _ = write!(out, "| {} |", LABELS[t]);
+        for count in row {
+            let _ = write!(out, " {count} |");
+        }
+        out.push('\n');
+    }
+    out
+}
