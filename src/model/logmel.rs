@@ -7,8 +7,9 @@
 //! an emotion), then each band is standardized with statistics of the training speakers.
 
 use candle_core::{D, Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Linear, VarBuilder};
 
+use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
 
 /// (output channels, kernel size, pool after) of each convolution block.
@@ -16,7 +17,7 @@ pub const BLOCKS: [(usize, usize, bool); 4] = [(64, 5, true), (96, 5, true), (12
 
 #[derive(Debug)]
 pub struct LogMelNet {
-    blocks: Vec<(Conv1d, BatchNorm, bool)>,
+    blocks: Vec<(TemporalConv, BatchNorm, bool)>,
     pub dropout: SeededDropout,
     head: Linear,
     band_mean: Tensor,
@@ -28,8 +29,7 @@ impl LogMelNet {
         let mut blocks = Vec::new();
         let mut channels = n_mels;
         for (i, &(out, k, pool)) in BLOCKS.iter().enumerate() {
-            let cfg = Conv1dConfig { padding: k / 2, ..Default::default() };
-            let conv = candle_nn::conv1d_no_bias(channels, out, k, cfg, vb.pp(format!("block{i}.conv")))?;
+            let conv = TemporalConv::new(channels, out, k, (k / 2, k / 2), false, vb.pp(format!("block{i}.conv")))?;
             let bn = candle_nn::batch_norm(out, 1e-5, vb.pp(format!("block{i}.bn")))?;
             blocks.push((conv, bn, pool));
             channels = out;

@@ -2,6 +2,7 @@
 //! default model embedded in the binary), per-window inputs and batched prediction.
 
 pub mod card;
+pub mod conv;
 pub mod dropout;
 pub mod logmel;
 pub mod seed;

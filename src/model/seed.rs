@@ -4,8 +4,9 @@
 //! "same"), Dense 64 -> 8.
 
 use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
+use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
 
 use crate::config::FeatureConfig;
@@ -30,11 +31,6 @@ pub fn seed_features(y: &[f32], config: &FeatureConfig) -> crate::Result<Vec<f32
     Ok(out)
 }
 
-/// Keras `padding="same"` for a stride-1 kernel of size k: (k-1)/2 left, the rest right.
-fn same_pad(x: &Tensor, k: usize) -> Result<Tensor> {
-    x.pad_with_zeros(D::Minus1, (k - 1) / 2, k - 1 - (k - 1) / 2)
-}
-
 /// Keras `MaxPooling1D(pool_size=4, strides=2, padding="same")`. Inputs follow a ReLU, so
 /// zero padding equals Keras's ignore-the-padding. A window of 4 at stride 2 is the max of
 /// two neighbouring non-overlapping pairs, which keeps the op differentiable in candle.
@@ -49,7 +45,7 @@ fn max_pool_same(x: &Tensor) -> Result<Tensor> {
 
 #[derive(Debug)]
 pub struct SeedNet {
-    convs: Vec<Conv1d>,
+    convs: Vec<TemporalConv>,
     pub dropout: SeededDropout,
     dense: Linear,
     out: Linear,
@@ -60,12 +56,11 @@ pub struct SeedNet {
 impl SeedNet {
     /// `mean`/`std`: the StandardScaler fitted on the training clips (162 values each).
     pub fn new(vb: VarBuilder, mean: &[f32], std: &[f32]) -> Result<Self> {
-        let cfg = Conv1dConfig::default();
         let widths = [(1, 256), (256, 128), (128, 128), (128, 64)];
         let convs = widths
             .iter()
             .enumerate()
-            .map(|(i, &(cin, cout))| candle_nn::conv1d(cin, cout, 4, cfg, vb.pp(format!("conv{i}"))))
+            .map(|(i, &(cin, cout))| TemporalConv::new(cin, cout, 4, (1, 2), true, vb.pp(format!("conv{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let mut len = SEED_FEATURES;
         for _ in 0..4 {
@@ -88,7 +83,8 @@ impl SeedNet {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?.unsqueeze(1)?;
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(&same_pad(&x, 4)?)?.relu()?;
+            // Keras "same" for k=4: one zero on the left, two on the right.
+            x = conv.forward(&x)?.relu()?;
             x = max_pool_same(&x)?;
             if i == 2 {
                 x = self.dropout.forward_t(&x, train)?;

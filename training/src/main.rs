@@ -51,6 +51,15 @@ struct Args {
     /// Use at most this many clips per dataset and split (quick smoke runs).
     #[arg(long)]
     limit: Option<usize>,
+    /// Mixup alpha for the log-mel model (0 disables).
+    #[arg(long, default_value_t = 0.3)]
+    mixup: f32,
+    /// Disable SpecAugment for the log-mel model.
+    #[arg(long)]
+    no_spec_augment: bool,
+    /// Peak learning rate of the log-mel model.
+    #[arg(long, default_value_t = 3e-3)]
+    lr_logmel: f64,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -180,12 +189,12 @@ fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::
     let config = TrainConfig {
         epochs,
         batch_size: 64,
-        learning_rate: if kind == ModelKind::Logmel { 3e-3 } else { 1e-3 },
+        learning_rate: if kind == ModelKind::Logmel { args.lr_logmel } else { 1e-3 },
         weight_decay: if kind == ModelKind::Logmel { 1e-2 } else { 0.0 },
         seed: args.seed,
         crop_frames: 197,
-        mixup_alpha: if kind == ModelKind::Logmel { 0.3 } else { 0.0 },
-        spec_augment: kind == ModelKind::Logmel,
+        mixup_alpha: if kind == ModelKind::Logmel { args.mixup } else { 0.0 },
+        spec_augment: kind == ModelKind::Logmel && !args.no_spec_augment,
     };
     card.normalization = normalization::fit(&card, &train_cache, config.crop_frames, args.seed);
     let train_set = TrainSet { labels: train_clips.iter().map(|c| c.label).collect(), variants: train_cache.iter().map(|v| v.as_slice()).collect() };

@@ -1,0 +1,11 @@
+//! Compiles the public API (`proto/sentio/v1/*.proto`) into Rust, plus the file descriptor
+//! set that the reflection service serves (so grpcurl works without the proto files).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("sentio_v1_descriptor.bin"))
+        .compile_protos(&["proto/sentio/v1/emotion.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

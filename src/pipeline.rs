@@ -1,0 +1,155 @@
+//! The per-stream analysis pipeline shared by streams, `Classify` and `sentio classify`:
+//! samples at the caller's rate -> resampling -> windows -> the model's input for each
+//! window (log-mel frames computed incrementally per hop), with silent windows gated out.
+//! One implementation, so a file classified offline and the same audio streamed in any
+//! chunking get identical windows.
+
+use crate::audio::{StreamResampler, Window, WindowAssembler};
+use crate::error::{Error, Result};
+use crate::features::StreamingLogMel;
+use crate::model::{ModelCard, ModelKind, WindowInput, seed::seed_features};
+
+/// Windows quieter than this (RMS, dB relative to full scale) are silence, not speech.
+pub const DEFAULT_SILENCE_DBFS: f32 = -55.0;
+
+/// A window ready for the model (or gated as silence).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedWindow {
+    pub index: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// The network input; `None` when the window is silence.
+    pub input: Option<WindowInput>,
+}
+
+/// Window length and hop a stream asked for, checked against the model card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub window_ms: u32,
+    pub hop_ms: u32,
+}
+
+impl WindowSpec {
+    /// Fills zeros with the card's defaults and validates the result.
+    pub fn resolve(card: &ModelCard, window_ms: u32, hop_ms: u32) -> Result<Self> {
+        let window_ms = if window_ms == 0 { card.window_ms } else { window_ms };
+        let hop_ms = if hop_ms == 0 { card.hop_ms.min(window_ms) } else { hop_ms };
+        if window_ms < card.min_window_ms || window_ms > card.max_window_ms {
+            return Err(Error::Config(format!(
+                "window_ms {window_ms} is outside the model's range {}..={} ms",
+                card.min_window_ms, card.max_window_ms
+            )));
+        }
+        if hop_ms > window_ms {
+            return Err(Error::Config(format!("hop_ms {hop_ms} is longer than window_ms {window_ms}")));
+        }
+        let granularity = hop_granularity_ms(card);
+        if hop_ms % granularity != 0 || window_ms % granularity != 0 {
+            return Err(Error::Config(format!(
+                "window_ms ({window_ms}) and hop_ms ({hop_ms}) must be multiples of {granularity} ms (the model's frame hop)"
+            )));
+        }
+        Ok(Self { window_ms, hop_ms })
+    }
+}
+
+/// Window and hop must be whole multiples of this many ms, so windows sit on the frame grid.
+pub fn hop_granularity_ms(card: &ModelCard) -> u32 {
+    let hop_ms = card.features.hop_length as f64 * 1000.0 / card.features.sr as f64;
+    if hop_ms.fract() == 0.0 { hop_ms as u32 } else { 1 }
+}
+
+/// Samples in, prepared windows out.
+#[derive(Debug)]
+pub struct WindowPipeline {
+    card: ModelCard,
+    resampler: StreamResampler,
+    assembler: WindowAssembler,
+    logmel: Option<StreamingLogMel>,
+    silence_dbfs: f32,
+    min_tail: usize,
+    resampled: Vec<f32>,
+    windows: Vec<Window>,
+}
+
+impl WindowPipeline {
+    pub fn new(card: &ModelCard, input_rate: u32, spec: WindowSpec, silence_dbfs: f32) -> Result<Self> {
+        let rate = card.features.sr;
+        let assembler = WindowAssembler::new(card.ms_to_samples(spec.window_ms), card.ms_to_samples(spec.hop_ms), rate, true)?;
+        let logmel = match card.kind {
+            ModelKind::Logmel => Some(StreamingLogMel::new(&card.features)?),
+            ModelKind::Seed => None,
+        };
+        Ok(Self {
+            card: card.clone(),
+            resampler: StreamResampler::new(input_rate, rate)?,
+            assembler,
+            logmel,
+            silence_dbfs,
+            min_tail: card.ms_to_samples(card.min_window_ms),
+            resampled: Vec::new(),
+            windows: Vec::new(),
+        })
+    }
+
+    /// Feeds samples at the input rate; appends every window completed by them.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<PreparedWindow>) -> Result<()> {
+        self.resampled.clear();
+        self.resampler.process(samples, &mut self.resampled)?;
+        self.advance(out)
+    }
+
+    /// Ends the stream: flushes the resampler and emits the final partial window, if long
+    /// enough.
+    pub fn finish(&mut self, out: &mut Vec<PreparedWindow>) -> Result<()> {
+        self.resampled.clear();
+        self.resampler.finish(&mut self.resampled)?;
+        self.advance(out)?;
+        if let Some(tail) = self.assembler.finish(self.min_tail) {
+            out.push(self.prepare(&tail)?);
+        }
+        Ok(())
+    }
+
+    /// Milliseconds of audio received (at the model rate).
+    pub fn audio_ms(&self) -> u64 {
+        self.assembler.total_samples() * 1000 / self.card.features.sr as u64
+    }
+
+    fn advance(&mut self, out: &mut Vec<PreparedWindow>) -> Result<()> {
+        if let Some(logmel) = self.logmel.as_mut() {
+            logmel.push(&self.resampled);
+        }
+        self.windows.clear();
+        self.assembler.push(&self.resampled, &mut self.windows);
+        let windows = std::mem::take(&mut self.windows);
+        for w in &windows {
+            out.push(self.prepare(w)?);
+        }
+        self.windows = windows;
+        Ok(())
+    }
+
+    fn prepare(&mut self, w: &Window) -> Result<PreparedWindow> {
+        let power = w.samples.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / w.samples.len().max(1) as f64;
+        let dbfs = 10.0 * power.max(1e-20).log10();
+        let speech = dbfs >= self.silence_dbfs as f64;
+        let input = match (&mut self.logmel, speech) {
+            (_, false) => {
+                // Still advance the frame cache past this window.
+                if let Some(logmel) = self.logmel.as_mut() {
+                    logmel.window_logmel(w.start_sample, w.len);
+                }
+                None
+            }
+            (Some(logmel), true) => {
+                let values = logmel
+                    .window_logmel(w.start_sample, w.len)
+                    .ok_or_else(|| Error::Model("log-mel frames missing for a window".into()))?;
+                Some(WindowInput { frames: values.len() / self.card.features.n_mels, values })
+            }
+            (None, true) => Some(WindowInput { frames: 1, values: seed_features(&w.samples, &self.card.features)? }),
+        };
+        Ok(PreparedWindow { index: w.index, start_ms: w.start_ms(), end_ms: w.end_ms(), input })
+    }
+}

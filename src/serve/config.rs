@@ -1,0 +1,90 @@
+//! Server configuration: one struct, filled by clap from flags or `SENTIO_*` environment
+//! variables, passed whole to `serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address of the gRPC server.
+    #[arg(long, env = "SENTIO_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Address of the Prometheus /metrics endpoint (loopback unless told otherwise).
+    #[arg(long, env = "SENTIO_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Model directory (model.json + model.safetensors); default: the model built in.
+    #[arg(long, env = "SENTIO_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Where the model runs: cpu or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, env = "SENTIO_DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// Most windows in one forward pass.
+    #[arg(long, env = "SENTIO_MAX_BATCH_SIZE", default_value_t = 64)]
+    pub max_batch_size: usize,
+    /// Longest wait for a batch to fill, in milliseconds (0: run whatever is queued).
+    #[arg(long, env = "SENTIO_MAX_BATCH_DELAY_MS", default_value_t = 0.0)]
+    pub max_batch_delay_ms: f64,
+    /// Windows that may wait for the model; when full, streams stop being read.
+    #[arg(long, env = "SENTIO_QUEUE_CAPACITY", default_value_t = 4096)]
+    pub queue_capacity: usize,
+    /// Concurrent streams; one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SENTIO_MAX_STREAMS", default_value_t = 2000)]
+    pub max_streams: usize,
+    /// Windows of one stream queued or being computed before the stream stops being read.
+    #[arg(long, env = "SENTIO_MAX_WINDOWS_IN_FLIGHT", default_value_t = 16)]
+    pub max_windows_in_flight: usize,
+    /// Windows quieter than this RMS level (dB full scale) are reported as silence.
+    #[arg(long, env = "SENTIO_SILENCE_DBFS", default_value_t = crate::pipeline::DEFAULT_SILENCE_DBFS)]
+    pub silence_dbfs: f32,
+    /// Seconds a stream may stay open.
+    #[arg(long, env = "SENTIO_MAX_STREAM_DURATION_S", default_value_t = 14_400)]
+    pub max_stream_duration_s: u64,
+    /// Seconds without any message before a stream is ended (silence still arrives as audio).
+    #[arg(long, env = "SENTIO_IDLE_TIMEOUT_S", default_value_t = 60)]
+    pub idle_timeout_s: u64,
+    /// Largest gRPC message (and audio chunk), in bytes.
+    #[arg(long, env = "SENTIO_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Largest Classify file, in bytes.
+    #[arg(long, env = "SENTIO_MAX_CLASSIFY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_classify_bytes: usize,
+    /// Longest Classify recording, in seconds.
+    #[arg(long, env = "SENTIO_MAX_CLASSIFY_SECONDS", default_value_t = 600)]
+    pub max_classify_seconds: u64,
+    /// On SIGTERM/SIGINT, seconds to let open streams finish before exiting.
+    #[arg(long, env = "SENTIO_DRAIN_TIMEOUT_S", default_value_t = 30)]
+    pub drain_timeout_s: u64,
+    /// Log format.
+    #[arg(long, env = "SENTIO_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    pub fn max_batch_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.max_batch_delay_ms.max(0.0) / 1000.0)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_s)
+    }
+
+    /// Defaults for tests and embedding: loopback, ephemeral ports decided by the caller.
+    pub fn for_tests() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        Wrapper::parse_from(["sentio"]).config
+    }
+}

@@ -1,0 +1,92 @@
+//! Every Prometheus metric Sentio exports: names, units, help texts and buckets in one
+//! place, recorded through small helpers so call sites stay readable.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const SECONDS_BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BATCH_BUCKETS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0];
+
+pub const ACTIVE_STREAMS: &str = "sentio_active_streams";
+pub const STREAMS: &str = "sentio_streams_total";
+pub const AUDIO_SECONDS: &str = "sentio_audio_received_seconds_total";
+pub const WINDOWS: &str = "sentio_windows_total";
+pub const BATCH_SIZE: &str = "sentio_batch_size";
+pub const QUEUE_WAIT: &str = "sentio_queue_wait_seconds";
+pub const QUEUE_DEPTH: &str = "sentio_queue_depth";
+pub const INFERENCE: &str = "sentio_inference_seconds";
+pub const WINDOW_LATENCY: &str = "sentio_window_latency_seconds";
+pub const ERRORS: &str = "sentio_errors_total";
+
+/// Installs the process-wide recorder (once; later calls return the same handle).
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &BATCH_BUCKETS))
+                .expect("bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding application's).
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_gauge!(ACTIVE_STREAMS, "Streams currently open.");
+    describe_counter!(STREAMS, "Streams ended, by outcome (completed, cancelled, error).");
+    describe_gauge!(AUDIO_SECONDS, Unit::Seconds, "Seconds of audio received (monotonic).");
+    describe_counter!(WINDOWS, "Windows analysed, by top emotion (or silence).");
+    describe_histogram!(BATCH_SIZE, "Windows per model forward pass.");
+    describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time a window waited in the batch queue.");
+    describe_gauge!(QUEUE_DEPTH, "Windows waiting in the batch queue.");
+    describe_histogram!(INFERENCE, Unit::Seconds, "Duration of one batched forward pass.");
+    describe_histogram!(WINDOW_LATENCY, Unit::Seconds, "From a window's last sample arriving to its prediction being sent.");
+    describe_counter!(ERRORS, "Requests and streams that ended in an error, by gRPC code.");
+}
+
+pub fn stream_opened() {
+    gauge!(ACTIVE_STREAMS).increment(1.0);
+}
+
+pub fn stream_closed(outcome: &'static str) {
+    gauge!(ACTIVE_STREAMS).decrement(1.0);
+    counter!(STREAMS, "outcome" => outcome).increment(1);
+}
+
+pub fn audio_received(seconds: f64) {
+    gauge!(AUDIO_SECONDS).increment(seconds);
+}
+
+pub fn window(emotion: &str) {
+    counter!(WINDOWS, "emotion" => emotion.to_string()).increment(1);
+}
+
+pub fn batch(size: usize, took: Duration) {
+    histogram!(BATCH_SIZE).record(size as f64);
+    histogram!(INFERENCE).record(took.as_secs_f64());
+}
+
+pub fn queue_wait(waited: Duration) {
+    histogram!(QUEUE_WAIT).record(waited.as_secs_f64());
+}
+
+pub fn queue_depth(depth: usize) {
+    gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+pub fn window_latency(latency: Duration) {
+    histogram!(WINDOW_LATENCY).record(latency.as_secs_f64());
+}
+
+pub fn error(code: tonic::Code) {
+    counter!(ERRORS, "code" => format!("{code:?}")).increment(1);
+}
