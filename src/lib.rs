@@ -1,13 +1,18 @@
 //! Sentio: streaming speech-emotion recognition.
 //!
 //! The pipeline, one module per stage: [`audio`] (decode, resample, window) ->
-//! [`features`] (librosa-compatible, incremental per hop) -> the model.
+//! [`features`] (librosa-compatible, incremental per hop) -> [`pipeline`] (windows ready
+//! for the model) -> [`serve`] (sessions, the cross-client batcher, the model thread).
 
 pub mod audio;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod features;
 pub mod model;
+pub mod pipeline;
+pub mod proto;
+pub mod serve;
 
 pub use config::FeatureConfig;
 pub use error::{Error, Result};

@@ -1,4 +1,4 @@
-//! The `sentio` command line: `features` prints the front end's frames for a file.
+//! The `sentio` command line: `serve` (the default), `classify` and `features`.
 
 use std::path::PathBuf;
 
@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use sentio::FeatureConfig;
 use sentio::audio::{StreamResampler, decode_path};
 use sentio::features::{self, FeatureKind};
+use sentio::model::{LABELS, Model, parse_device};
+use sentio::serve::{LogFormat, ServeConfig};
 
 #[derive(Parser)]
 #[command(
@@ -15,12 +17,17 @@ use sentio::features::{self, FeatureKind};
     about = "Streaming speech-emotion recognition"
 )]
 struct Cli {
+    /// With no command, `sentio` serves the built-in model on 127.0.0.1:50051.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the gRPC API (streams, Classify, model info, health, reflection) and metrics.
+    Serve(ServeConfig),
+    /// Classify audio files offline with the model, as the server would.
+    Classify(ClassifyArgs),
     /// Print a feature matrix (features x frames) exactly as Sentio computes it.
     Features(FeaturesArgs),
 }
@@ -55,11 +62,163 @@ struct FeaturesArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ClassifyArgs {
+    /// Audio files (WAV, AIFF, FLAC, Ogg Vorbis, MP3).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Model directory; default: the built-in model.
+    #[arg(long, env = "SENTIO_MODEL")]
+    model: Option<PathBuf>,
+    /// cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// One JSON object per file instead of a readable timeline.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeConfig::defaults()))
+    {
+        Command::Serve(config) => run_serve(config),
+        Command::Classify(args) => run_classify(args),
         Command::Features(args) => run_features(args),
     }
+}
+
+fn load_model(dir: Option<&PathBuf>, device: &str) -> anyhow::Result<Model> {
+    let device = parse_device(device)?;
+    Ok(match dir {
+        Some(dir) => Model::load_dir(dir, &device)
+            .with_context(|| format!("loading the model in {}", dir.display()))?,
+        None => Model::default_model(&device)?,
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
+    init_logging(config.log_format);
+    let model = load_model(config.model.as_ref(), &config.device)?;
+    tracing::info!(model = %model.card.id, kind = ?model.card.kind, device = %config.device, "model loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding {}", config.grpc_addr))?;
+        let metrics = tokio::net::TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_addr))?;
+        tracing::info!(grpc = %grpc.local_addr()?, metrics = %metrics.local_addr()?, "serving");
+        sentio::serve::serve(grpc, Some(metrics), config, model, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn run_classify(args: ClassifyArgs) -> anyhow::Result<()> {
+    let model = load_model(args.model.as_ref(), &args.device)?;
+    let mut failures = 0;
+    for file in &args.files {
+        let result = decode_path(file)
+            .map_err(anyhow::Error::from)
+            .and_then(|audio| {
+                Ok(sentio::classify::classify_audio(
+                    &model,
+                    &audio,
+                    sentio::pipeline::DEFAULT_SILENCE_DBFS,
+                )?)
+            });
+        match (result, args.json) {
+            (Ok(clip), true) => {
+                let scores: serde_json::Map<String, serde_json::Value> = model
+                    .card
+                    .labels
+                    .iter()
+                    .zip(&clip.mean)
+                    .map(|(l, p)| (l.clone(), serde_json::json!(p)))
+                    .collect();
+                let windows: Vec<serde_json::Value> = clip
+                    .windows
+                    .iter()
+                    .map(|w| serde_json::json!({"index": w.index, "start_ms": w.start_ms, "end_ms": w.end_ms, "speech": w.speech, "emotion": w.emotion, "confidence": w.confidence}))
+                    .collect();
+                let line = serde_json::json!({"file": file.display().to_string(), "emotion": clip.emotion, "confidence": clip.confidence, "scores": scores, "audio_ms": clip.audio_ms, "windows": windows});
+                println!("{line}");
+            }
+            (Ok(clip), false) => {
+                println!(
+                    "{}: {} ({:.0}%) over {:.1} s",
+                    file.display(),
+                    clip.emotion,
+                    clip.confidence * 100.0,
+                    clip.audio_ms as f64 / 1000.0
+                );
+                for w in &clip.windows {
+                    println!(
+                        "  {:>6.2}-{:<6.2} s  {:<9} {:>5.1}%",
+                        w.start_ms as f64 / 1000.0,
+                        w.end_ms as f64 / 1000.0,
+                        w.emotion,
+                        w.confidence * 100.0
+                    );
+                }
+            }
+            (Err(e), json) => {
+                failures += 1;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": file.display().to_string(), "error": format!("{e:#}")})
+                    );
+                } else {
+                    eprintln!("{}: error: {e:#}", file.display());
+                }
+            }
+        }
+    }
+    debug_assert_eq!(LABELS.len(), model.card.labels.len());
+    if failures == args.files.len() {
+        anyhow::bail!("no file could be classified");
+    }
+    Ok(())
 }
 
 fn run_features(args: FeaturesArgs) -> anyhow::Result<()> {

@@ -32,8 +32,16 @@ pub struct WindowSpec {
 impl WindowSpec {
     /// Fills zeros with the card's defaults and validates the result.
     pub fn resolve(card: &ModelCard, window_ms: u32, hop_ms: u32) -> Result<Self> {
-        let window_ms = if window_ms == 0 { card.window_ms } else { window_ms };
-        let hop_ms = if hop_ms == 0 { card.hop_ms.min(window_ms) } else { hop_ms };
+        let window_ms = if window_ms == 0 {
+            card.window_ms
+        } else {
+            window_ms
+        };
+        let hop_ms = if hop_ms == 0 {
+            card.hop_ms.min(window_ms)
+        } else {
+            hop_ms
+        };
         if window_ms < card.min_window_ms || window_ms > card.max_window_ms {
             return Err(Error::Config(format!(
                 "window_ms {window_ms} is outside the model's range {}..={} ms",
@@ -41,7 +49,9 @@ impl WindowSpec {
             )));
         }
         if hop_ms > window_ms {
-            return Err(Error::Config(format!("hop_ms {hop_ms} is longer than window_ms {window_ms}")));
+            return Err(Error::Config(format!(
+                "hop_ms {hop_ms} is longer than window_ms {window_ms}"
+            )));
         }
         let granularity = hop_granularity_ms(card);
         if hop_ms % granularity != 0 || window_ms % granularity != 0 {
@@ -56,7 +66,11 @@ impl WindowSpec {
 /// Window and hop must be whole multiples of this many ms, so windows sit on the frame grid.
 pub fn hop_granularity_ms(card: &ModelCard) -> u32 {
     let hop_ms = card.features.hop_length as f64 * 1000.0 / card.features.sr as f64;
-    if hop_ms.fract() == 0.0 { hop_ms as u32 } else { 1 }
+    if hop_ms.fract() == 0.0 {
+        hop_ms as u32
+    } else {
+        1
+    }
 }
 
 /// Samples in, prepared windows out.
@@ -73,9 +87,19 @@ pub struct WindowPipeline {
 }
 
 impl WindowPipeline {
-    pub fn new(card: &ModelCard, input_rate: u32, spec: WindowSpec, silence_dbfs: f32) -> Result<Self> {
+    pub fn new(
+        card: &ModelCard,
+        input_rate: u32,
+        spec: WindowSpec,
+        silence_dbfs: f32,
+    ) -> Result<Self> {
         let rate = card.features.sr;
-        let assembler = WindowAssembler::new(card.ms_to_samples(spec.window_ms), card.ms_to_samples(spec.hop_ms), rate, true)?;
+        let assembler = WindowAssembler::new(
+            card.ms_to_samples(spec.window_ms),
+            card.ms_to_samples(spec.hop_ms),
+            rate,
+            true,
+        )?;
         let logmel = match card.kind {
             ModelKind::Logmel => Some(StreamingLogMel::new(&card.features)?),
             ModelKind::Seed => None,
@@ -131,7 +155,12 @@ impl WindowPipeline {
     }
 
     fn prepare(&mut self, w: &Window) -> Result<PreparedWindow> {
-        let power = w.samples.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / w.samples.len().max(1) as f64;
+        let power = w
+            .samples
+            .iter()
+            .map(|&s| (s as f64) * (s as f64))
+            .sum::<f64>()
+            / w.samples.len().max(1) as f64;
         let dbfs = 10.0 * power.max(1e-20).log10();
         let speech = dbfs >= self.silence_dbfs as f64;
         let input = match (&mut self.logmel, speech) {
@@ -146,10 +175,21 @@ impl WindowPipeline {
                 let values = logmel
                     .window_logmel(w.start_sample, w.len)
                     .ok_or_else(|| Error::Model("log-mel frames missing for a window".into()))?;
-                Some(WindowInput { frames: values.len() / self.card.features.n_mels, values })
+                Some(WindowInput {
+                    frames: values.len() / self.card.features.n_mels,
+                    values,
+                })
             }
-            (None, true) => Some(WindowInput { frames: 1, values: seed_features(&w.samples, &self.card.features)? }),
+            (None, true) => Some(WindowInput {
+                frames: 1,
+                values: seed_features(&w.samples, &self.card.features)?,
+            }),
         };
-        Ok(PreparedWindow { index: w.index, start_ms: w.start_ms(), end_ms: w.end_ms(), input })
+        Ok(PreparedWindow {
+            index: w.index,
+            start_ms: w.start_ms(),
+            end_ms: w.end_ms(),
+            input,
+        })
     }
 }

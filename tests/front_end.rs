@@ -6,12 +6,16 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use sentio::audio::pcm::encode;
-use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, WindowAssembler, decode_file, decode_path};
+use sentio::audio::{
+    PcmDecoder, SampleFormat, StreamResampler, WindowAssembler, decode_file, decode_path,
+};
 use sentio::features::{self, FeatureKind, StreamingLogMel};
 use sentio::{Error, FeatureConfig};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
@@ -20,7 +24,11 @@ fn every_container_decodes_to_the_same_speech() {
     assert_eq!(reference.sample_rate, 16_000);
     assert_eq!(reference.samples.len(), 25_600);
     // Lossless containers give the same samples; lossy ones the same length and energy.
-    for name in ["speech_16k.flac", "speech_16k.aiff", "speech_16k_aiff_named.wav"] {
+    for name in [
+        "speech_16k.flac",
+        "speech_16k.aiff",
+        "speech_16k_aiff_named.wav",
+    ] {
         let audio = decode_path(&fixture(name)).unwrap();
         assert_eq!(audio, reference, "{name}");
     }
@@ -28,7 +36,11 @@ fn every_container_decodes_to_the_same_speech() {
     for name in ["speech_16k.ogg", "speech_16k.mp3"] {
         let audio = decode_path(&fixture(name)).unwrap();
         assert_eq!(audio.sample_rate, 16_000, "{name}");
-        assert!(audio.samples.len().abs_diff(reference.samples.len()) < 2000, "{name}: {} samples", audio.samples.len());
+        assert!(
+            audio.samples.len().abs_diff(reference.samples.len()) < 2000,
+            "{name}: {} samples",
+            audio.samples.len()
+        );
         let ratio = energy(&audio.samples) / energy(&reference.samples);
         assert!((0.7..1.3).contains(&ratio), "{name}: energy ratio {ratio}");
     }
@@ -43,12 +55,17 @@ fn bad_files_are_typed_errors() {
         ("empty", Vec::new()),
         ("truncated header", wav[..20].to_vec()),
         ("header only", wav[..44].to_vec()),
-        ("garbage", b"this is not audio at all, just some text".repeat(20)),
+        (
+            "garbage",
+            b"this is not audio at all, just some text".repeat(20),
+        ),
         ("zeros", vec![0u8; 4096]),
     ];
     for (what, bytes) in cases {
         match decode_file(bytes, Some("wav")) {
-            Err(Error::InvalidAudio(msg)) | Err(Error::UnsupportedAudio(msg)) => assert!(!msg.is_empty(), "{what}"),
+            Err(Error::InvalidAudio(msg)) | Err(Error::UnsupportedAudio(msg)) => {
+                assert!(!msg.is_empty(), "{what}")
+            }
             other => panic!("{what}: expected an audio error, got {other:?}"),
         }
     }
@@ -82,24 +99,52 @@ fn wav_header_f32(rate: u32, samples: u32) -> Vec<u8> {
 #[test]
 fn absurd_rates_and_configs_are_rejected() {
     for rate in [0u32, 1, 7_999, 192_001, 10_000_000] {
-        assert!(matches!(StreamResampler::new(rate, 16_000), Err(Error::SampleRate { .. })), "{rate}");
+        assert!(
+            matches!(
+                StreamResampler::new(rate, 16_000),
+                Err(Error::SampleRate { .. })
+            ),
+            "{rate}"
+        );
     }
-    let bad = FeatureConfig { n_fft: 0, ..FeatureConfig::default() };
-    assert!(matches!(features::compute(FeatureKind::Mel, &[0.0; 4096], &bad), Err(Error::Config(_))));
-    let bad = FeatureConfig { fmax: Some(20_000.0), ..FeatureConfig::default() };
+    let bad = FeatureConfig {
+        n_fft: 0,
+        ..FeatureConfig::default()
+    };
+    assert!(matches!(
+        features::compute(FeatureKind::Mel, &[0.0; 4096], &bad),
+        Err(Error::Config(_))
+    ));
+    let bad = FeatureConfig {
+        fmax: Some(20_000.0),
+        ..FeatureConfig::default()
+    };
     assert!(bad.validate().is_err());
-    let short = FeatureConfig { center: false, ..FeatureConfig::default() };
-    assert!(matches!(features::compute(FeatureKind::Mel, &[0.0; 100], &short), Err(Error::InvalidAudio(_))));
+    let short = FeatureConfig {
+        center: false,
+        ..FeatureConfig::default()
+    };
+    assert!(matches!(
+        features::compute(FeatureKind::Mel, &[0.0; 100], &short),
+        Err(Error::InvalidAudio(_))
+    ));
 }
 
 /// Runs a byte stream through the streaming path as a session does, chunk by chunk.
-fn stream(bytes: &[u8], chunks: &[usize], rate: u32, window: usize, hop: usize) -> (Vec<f32>, Vec<(u64, Vec<f32>)>) {
+fn stream(
+    bytes: &[u8],
+    chunks: &[usize],
+    rate: u32,
+    window: usize,
+    hop: usize,
+) -> (Vec<f32>, Vec<(u64, Vec<f32>)>) {
     let config = FeatureConfig::streaming_16k();
     let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
     let mut resampler = StreamResampler::new(rate, 16_000).unwrap();
     let mut assembler = WindowAssembler::new(window, hop, 16_000, false).unwrap();
     let mut logmel = StreamingLogMel::new(&config).unwrap();
-    let (mut decoded, mut resampled, mut windows, mut out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut decoded, mut resampled, mut windows, mut out) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut rest = bytes;
     let mut sizes = chunks.iter().cycle();
     let mut feed = |samples: &[f32], resampled: &mut Vec<f32>, out: &mut Vec<(u64, Vec<f32>)>| {
@@ -108,7 +153,10 @@ fn stream(bytes: &[u8], chunks: &[usize], rate: u32, window: usize, hop: usize) 
         windows.clear();
         assembler.push(samples, &mut windows);
         for w in &windows {
-            out.push((w.start_sample, logmel.window_logmel(w.start_sample, w.len).unwrap()));
+            out.push((
+                w.start_sample,
+                logmel.window_logmel(w.start_sample, w.len).unwrap(),
+            ));
         }
     };
     while !rest.is_empty() {

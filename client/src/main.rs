@@ -1,1 +1,300 @@
-fn main() {}
+//! `sentio-client`: streams files or stdin to a Sentio server live, classifies files, shows
+//! the model, and load-tests.
+
+mod bench;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sentio::audio::{SampleFormat, decode_path, pcm::encode};
+use sentio::proto::emotion_recognizer_client::EmotionRecognizerClient;
+use sentio::proto::{
+    AudioEncoding, ClassifyRequest, GetModelInfoRequest, StreamConfig, StreamEmotionsRequest,
+    stream_emotions_request::Request, stream_emotions_response::Response,
+};
+use tokio::io::AsyncReadExt;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(
+    name = "sentio-client",
+    version,
+    about = "Client for the Sentio emotion server"
+)]
+struct Cli {
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "SENTIO_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    addr: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream a file (any container) or raw PCM from stdin (`-`) and print predictions live.
+    Stream(StreamArgs),
+    /// Classify whole files on the server.
+    Classify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the server's model.
+    Info,
+    /// Load test: many concurrent real-time streams.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// Audio file, or `-` for raw PCM on stdin (see --format, --rate, --channels).
+    input: String,
+    /// Send audio at the pace it plays (as a live call), not as fast as possible.
+    #[arg(long)]
+    realtime: bool,
+    /// Milliseconds of audio per chunk.
+    #[arg(long, default_value_t = 100)]
+    chunk_ms: u32,
+    /// Raw stdin format: s16le, f32le, mulaw or alaw.
+    #[arg(long, default_value = "s16le")]
+    format: String,
+    /// Raw stdin sample rate.
+    #[arg(long, default_value_t = 16_000)]
+    rate: u32,
+    /// Raw stdin channels.
+    #[arg(long, default_value_t = 1)]
+    channels: u32,
+    /// Window and hop in ms (0: the model's defaults).
+    #[arg(long, default_value_t = 0)]
+    window_ms: u32,
+    #[arg(long, default_value_t = 0)]
+    hop_ms: u32,
+    /// Also print windows gated as silence.
+    #[arg(long)]
+    include_silence: bool,
+    /// JSON lines instead of a timeline.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn encoding_of(format: SampleFormat) -> AudioEncoding {
+    match format {
+        SampleFormat::S16Le => AudioEncoding::PcmS16le,
+        SampleFormat::F32Le => AudioEncoding::PcmF32le,
+        SampleFormat::MuLaw => AudioEncoding::Mulaw,
+        SampleFormat::ALaw => AudioEncoding::Alaw,
+    }
+}
+
+pub async fn connect(addr: &str) -> anyhow::Result<EmotionRecognizerClient<Channel>> {
+    let channel = Channel::from_shared(addr.to_string())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    Ok(EmotionRecognizerClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Stream(args) => stream(&cli.addr, args).await,
+        Command::Classify { files, json } => classify(&cli.addr, files, json).await,
+        Command::Info => {
+            let info = connect(&cli.addr)
+                .await?
+                .get_model_info(GetModelInfoRequest {})
+                .await?
+                .into_inner();
+            println!(
+                "model {} ({}), {} Hz, windows {} ms every {} ms (allowed {}..={} ms, hop a multiple of {} ms), on {}, server {}",
+                info.model_id,
+                info.kind,
+                info.sample_rate_hz,
+                info.default_window_ms,
+                info.default_hop_ms,
+                info.min_window_ms,
+                info.max_window_ms,
+                info.hop_granularity_ms,
+                info.device,
+                info.version
+            );
+            println!("labels: {}", info.labels.join(", "));
+            println!("metrics: {}", info.metrics_json);
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(&cli.addr, args).await,
+    }
+}
+
+async fn stream(addr: &str, args: StreamArgs) -> anyhow::Result<()> {
+    let (bytes, format, rate, channels) = if args.input == "-" {
+        let mut bytes = Vec::new();
+        tokio::io::stdin().read_to_end(&mut bytes).await?;
+        (
+            bytes,
+            args.format.parse::<SampleFormat>()?,
+            args.rate,
+            args.channels,
+        )
+    } else {
+        let audio = decode_path(std::path::Path::new(&args.input))
+            .with_context(|| format!("decoding {}", args.input))?;
+        (
+            encode(&audio.samples, SampleFormat::S16Le),
+            SampleFormat::S16Le,
+            audio.sample_rate,
+            1,
+        )
+    };
+    let frame = format.bytes_per_sample() * channels.max(1) as usize;
+    let chunk = (rate as usize * args.chunk_ms.max(1) as usize / 1000).max(1) * frame;
+    let config = StreamConfig {
+        encoding: encoding_of(format) as i32,
+        sample_rate_hz: rate,
+        channels,
+        window_ms: args.window_ms,
+        hop_ms: args.hop_ms,
+        stream_id: String::new(),
+        include_silence: args.include_silence,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let pace = args
+        .realtime
+        .then(|| Duration::from_millis(args.chunk_ms as u64));
+    tokio::spawn(async move {
+        let _ = tx
+            .send(StreamEmotionsRequest {
+                request: Some(Request::Config(config)),
+            })
+            .await;
+        let mut ticker = pace.map(tokio::time::interval);
+        for piece in bytes.chunks(chunk) {
+            if let Some(t) = ticker.as_mut() {
+                t.tick().await;
+            }
+            if tx
+                .send(StreamEmotionsRequest {
+                    request: Some(Request::Audio(piece.to_vec())),
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut client = connect(addr).await?;
+    let mut inbound = client
+        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    while let Some(message) = inbound.message().await? {
+        let Some(response) = message.response else {
+            continue;
+        };
+        if args.json {
+            println!("{}", json_of(&response));
+            continue;
+        }
+        match response {
+            Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
+            Response::Prediction(p) => {
+                let bar = "#".repeat((p.confidence * 20.0).round() as usize);
+                println!(
+                    "{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
+                    p.start_ms as f64 / 1000.0,
+                    p.end_ms as f64 / 1000.0,
+                    p.emotion,
+                    p.confidence * 100.0
+                );
+            }
+            Response::Summary(s) => println!(
+                "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
+                s.dominant_emotion,
+                s.audio_ms as f64 / 1000.0,
+                s.windows,
+                s.speech_windows,
+                s.end_reason
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn json_of(response: &Response) -> serde_json::Value {
+    let scores = |s: &[sentio::proto::EmotionScore]| -> serde_json::Map<String, serde_json::Value> {
+        s.iter()
+            .map(|e| (e.emotion.clone(), serde_json::json!(e.probability)))
+            .collect()
+    };
+    match response {
+        Response::Started(s) => {
+            serde_json::json!({"type": "started", "stream_id": s.stream_id, "model_id": s.model_id})
+        }
+        Response::Prediction(p) => {
+            serde_json::json!({"type": "prediction", "window_index": p.window_index, "start_ms": p.start_ms, "end_ms": p.end_ms,
+            "emotion": p.emotion, "confidence": p.confidence, "speech": p.speech, "scores": scores(&p.scores), "latency_us": p.latency_us})
+        }
+        Response::Summary(s) => {
+            serde_json::json!({"type": "summary", "audio_ms": s.audio_ms, "windows": s.windows, "speech_windows": s.speech_windows,
+            "dominant_emotion": s.dominant_emotion, "mean_scores": scores(&s.mean_scores), "end_reason": s.end_reason})
+        }
+    }
+}
+
+async fn classify(addr: &str, files: Vec<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let mut client = connect(addr).await?;
+    for file in files {
+        let result = match std::fs::read(&file) {
+            Ok(audio) => client
+                .classify(ClassifyRequest {
+                    audio,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(r) if json => {
+                let scores: serde_json::Map<String, serde_json::Value> = r
+                    .scores
+                    .iter()
+                    .map(|e| (e.emotion.clone(), serde_json::json!(e.probability)))
+                    .collect();
+                let windows: Vec<_> = r.windows.iter().map(|w| serde_json::json!({"index": w.window_index, "start_ms": w.start_ms, "end_ms": w.end_ms, "emotion": w.emotion, "confidence": w.confidence, "speech": w.speech})).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "emotion": r.emotion, "confidence": r.confidence, "scores": scores, "windows": windows})
+                );
+            }
+            Ok(r) => println!(
+                "{}: {} ({:.0}%), {} windows over {:.1} s",
+                file.display(),
+                r.emotion,
+                r.confidence * 100.0,
+                r.windows.len(),
+                r.audio_ms as f64 / 1000.0
+            ),
+            Err(e) if json => println!(
+                "{}",
+                serde_json::json!({"file": file.display().to_string(), "error": e})
+            ),
+            Err(e) => eprintln!("{}: error: {e}", file.display()),
+        }
+    }
+    Ok(())
+}

@@ -108,7 +108,10 @@ impl StreamingLogMel {
     /// Every frame still held, as unclamped dB (`10 log10(max(power, 1e-10))`); training
     /// crops these and clamps each crop to `top_db` below its own peak, as a window does.
     pub fn all_frames_db(&self) -> Vec<f32> {
-        self.frames.iter().map(|&p| 10.0 * p.max(1e-10).log10()).collect()
+        self.frames
+            .iter()
+            .map(|&p| 10.0 * p.max(1e-10).log10())
+            .collect()
     }
 
     /// Mel frames held (memory per stream is proportional to this).

@@ -73,13 +73,23 @@ impl ModelCard {
         {
             return Err(Error::Model(format!(
                 "model.json: window {} ms (range {}..={}), hop {} ms do not fit n_fft {}",
-                self.window_ms, self.min_window_ms, self.max_window_ms, self.hop_ms, self.features.n_fft
+                self.window_ms,
+                self.min_window_ms,
+                self.max_window_ms,
+                self.hop_ms,
+                self.features.n_fft
             )));
         }
         if self.normalization.mean.len() != self.normalization.std.len()
-            || self.normalization.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self
+                .normalization
+                .std
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
         {
-            return Err(Error::Model("model.json: normalization mean/std invalid".into()));
+            return Err(Error::Model(
+                "model.json: normalization mean/std invalid".into(),
+            ));
         }
         Ok(())
     }

@@ -15,21 +15,48 @@ pub struct TemporalConv {
 }
 
 impl TemporalConv {
-    pub fn new(cin: usize, cout: usize, k: usize, pad: (usize, usize), bias: bool, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints((cout, cin, k), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        pad: (usize, usize),
+        bias: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (cout, cin, k),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
         let bias = if bias {
             let bound = 1.0 / ((cin * k) as f64).sqrt();
-            Some(vb.get_with_hints(cout, "bias", Init::Uniform { lo: -bound, up: bound })?)
+            Some(vb.get_with_hints(
+                cout,
+                "bias",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?)
         } else {
             None
         };
-        Ok(Self { weight, bias, pad_left: pad.0, pad_right: pad.1 })
+        Ok(Self {
+            weight,
+            bias,
+            pad_left: pad.0,
+            pad_right: pad.1,
+        })
     }
 
     /// (B, C_in, T) -> (B, C_out, T + pads - k + 1).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = x.pad_with_zeros(D::Minus1, self.pad_left, self.pad_right)?.unsqueeze(2)?;
-        let y = x.conv2d(&self.weight.unsqueeze(2)?, 0, 1, 1, 1)?.squeeze(2)?;
+        let x = x
+            .pad_with_zeros(D::Minus1, self.pad_left, self.pad_right)?
+            .unsqueeze(2)?;
+        let y = x
+            .conv2d(&self.weight.unsqueeze(2)?, 0, 1, 1, 1)?
+            .squeeze(2)?;
         match &self.bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?),
             None => Ok(y),
@@ -49,12 +76,23 @@ mod tests {
     fn kernel_gradients_match_finite_differences() -> Result<()> {
         let dev = Device::Cpu;
         let varmap = VarMap::new();
-        let conv = TemporalConv::new(3, 4, 5, (2, 2), true, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+        let conv = TemporalConv::new(
+            3,
+            4,
+            5,
+            (2, 2),
+            true,
+            VarBuilder::from_varmap(&varmap, DType::F32, &dev),
+        )?;
         let x = Tensor::randn(0f32, 1., (2, 3, 10), &dev)?;
         let r = Tensor::randn(0f32, 1., (2, 4, 10), &dev)?;
         let weight: Var = varmap.data().lock().unwrap()["weight"].clone();
         let grads = conv.forward(&x)?.mul(&r)?.sum_all()?.backward()?;
-        let analytic = grads.get(weight.as_tensor()).unwrap().flatten_all()?.to_vec1::<f32>()?;
+        let analytic = grads
+            .get(weight.as_tensor())
+            .unwrap()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let values = weight.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         for i in [0, 7, 13, 29, 44, 59] {
             let loss_at = |delta: f32| -> Result<f32> {
@@ -64,7 +102,11 @@ mod tests {
                 conv.forward(&x)?.mul(&r)?.sum_all()?.to_scalar::<f32>()
             };
             let numeric = (loss_at(1e-2)? - loss_at(-1e-2)?) / 2e-2;
-            assert!((numeric - analytic[i]).abs() < 1e-2, "w[{i}]: analytic {} numeric {numeric}", analytic[i]);
+            assert!(
+                (numeric - analytic[i]).abs() < 1e-2,
+                "w[{i}]: analytic {} numeric {numeric}",
+                analytic[i]
+            );
         }
         Ok(())
     }

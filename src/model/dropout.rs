@@ -21,7 +21,10 @@ fn splitmix64(x: u64) -> u64 {
 
 impl SeededDropout {
     pub fn new(p: f32) -> Self {
-        Self { p, state: AtomicU64::new(0) }
+        Self {
+            p,
+            state: AtomicU64::new(0),
+        }
     }
 
     pub fn set_seed(&self, seed: u64) {
@@ -34,7 +37,10 @@ impl SeededDropout {
         if !train || self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let base = self.state.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let base = self
+            .state
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x2545_F491_4F6C_DD1D);
         let keep = 1.0 - self.p;
         let mask: Vec<f32> = (0..x.elem_count() as u64)
             .map(|i| {

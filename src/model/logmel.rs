@@ -13,7 +13,12 @@ use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
 
 /// (output channels, kernel size, pool after) of each convolution block.
-pub const BLOCKS: [(usize, usize, bool); 4] = [(64, 5, true), (96, 5, true), (128, 3, true), (128, 3, false)];
+pub const BLOCKS: [(usize, usize, bool); 4] = [
+    (64, 5, true),
+    (96, 5, true),
+    (128, 3, true),
+    (128, 3, false),
+];
 
 #[derive(Debug)]
 pub struct LogMelNet {
@@ -25,11 +30,24 @@ pub struct LogMelNet {
 }
 
 impl LogMelNet {
-    pub fn new(vb: VarBuilder, n_mels: usize, band_mean: &[f32], band_std: &[f32], dropout: f32) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        n_mels: usize,
+        band_mean: &[f32],
+        band_std: &[f32],
+        dropout: f32,
+    ) -> Result<Self> {
         let mut blocks = Vec::new();
         let mut channels = n_mels;
         for (i, &(out, k, pool)) in BLOCKS.iter().enumerate() {
-            let conv = TemporalConv::new(channels, out, k, (k / 2, k / 2), false, vb.pp(format!("block{i}.conv")))?;
+            let conv = TemporalConv::new(
+                channels,
+                out,
+                k,
+                (k / 2, k / 2),
+                false,
+                vb.pp(format!("block{i}.conv")),
+            )?;
             let bn = candle_nn::batch_norm(out, 1e-5, vb.pp(format!("block{i}.bn")))?;
             blocks.push((conv, bn, pool));
             channels = out;
@@ -50,7 +68,9 @@ impl LogMelNet {
     pub fn normalize(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.transpose(1, 2)?;
         let level = x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?;
-        x.broadcast_sub(&level)?.broadcast_sub(&self.band_mean)?.broadcast_div(&self.band_std)
+        x.broadcast_sub(&level)?
+            .broadcast_sub(&self.band_mean)?
+            .broadcast_div(&self.band_std)
     }
 
     /// Logits from normalized input (B, n_mels, T).
@@ -59,7 +79,10 @@ impl LogMelNet {
         for (conv, bn, pool) in &self.blocks {
             x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
             if *pool && x.dim(D::Minus1)? >= 2 {
-                x = x.unsqueeze(2)?.max_pool2d_with_stride((1, 2), (1, 2))?.squeeze(2)?;
+                x = x
+                    .unsqueeze(2)?
+                    .max_pool2d_with_stride((1, 2), (1, 2))?
+                    .squeeze(2)?;
             }
         }
         let pooled = Tensor::cat(&[x.mean(D::Minus1)?, x.max(D::Minus1)?], 1)?;

@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::features::{self, FeatureKind};
 
 /// The eight emotions, in the order of every model's outputs.
-pub const LABELS: [&str; 8] = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"];
+pub const LABELS: [&str; 8] = [
+    "neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise",
+];
 
 /// Dropout before the log-mel network's classifier (a training hyper-parameter; inactive
 /// at inference).
@@ -40,7 +42,13 @@ impl Net {
         let norm = &card.normalization;
         Ok(match card.kind {
             ModelKind::Seed => Net::Seed(SeedNet::new(vb, &norm.mean, &norm.std)?),
-            ModelKind::Logmel => Net::Logmel(LogMelNet::new(vb, card.features.n_mels, &norm.mean, &norm.std, LOGMEL_DROPOUT)?),
+            ModelKind::Logmel => Net::Logmel(LogMelNet::new(
+                vb,
+                card.features.n_mels,
+                &norm.mean,
+                &norm.std,
+                LOGMEL_DROPOUT,
+            )?),
         })
     }
 
@@ -83,13 +91,16 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 .strip_prefix("cuda:")
                 .or(if other == "cuda" { Some("0") } else { None })
                 .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| Error::Config(format!("unknown device {other:?}: expected cpu or cuda:N")))?;
+                .ok_or_else(|| {
+                    Error::Config(format!("unknown device {other:?}: expected cpu or cuda:N"))
+                })?;
             if !cfg!(feature = "cuda") {
                 return Err(Error::Config(format!(
                     "device {other} requested, but this binary was built without CUDA support (cargo build --features cuda)"
                 )));
             }
-            Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("CUDA device {ordinal}: {e}")))
+            Device::new_cuda(ordinal)
+                .map_err(|e| Error::Config(format!("CUDA device {ordinal}: {e}")))
         }
     }
 }
@@ -104,8 +115,9 @@ impl Model {
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
         let card = std::fs::read_to_string(dir.join("model.json"))
             .map_err(|e| Error::Model(format!("{}: {e}", dir.join("model.json").display())))?;
-        let weights = std::fs::read(dir.join("model.safetensors"))
-            .map_err(|e| Error::Model(format!("{}: {e}", dir.join("model.safetensors").display())))?;
+        let weights = std::fs::read(dir.join("model.safetensors")).map_err(|e| {
+            Error::Model(format!("{}: {e}", dir.join("model.safetensors").display()))
+        })?;
         Self::from_bytes(&card, &weights, device)
     }
 
@@ -113,7 +125,11 @@ impl Model {
         let card = ModelCard::from_json(card_json)?;
         let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, device)?;
         let net = Net::build(&card, vb)?;
-        Ok(Self { card, net, device: device.clone() })
+        Ok(Self {
+            card,
+            net,
+            device: device.clone(),
+        })
     }
 
     pub fn net(&self) -> &Net {
@@ -137,9 +153,11 @@ impl Model {
         let mut remaining: Vec<usize> = (0..inputs.len()).collect();
         while let Some(&first) = remaining.first() {
             let frames = inputs[first].frames;
-            let (group, rest): (Vec<usize>, Vec<usize>) = remaining.iter().partition(|&&i| inputs[i].frames == frames);
+            let (group, rest): (Vec<usize>, Vec<usize>) =
+                remaining.iter().partition(|&&i| inputs[i].frames == frames);
             remaining = rest;
-            let probs = self.forward_probs(&group.iter().map(|&i| inputs[i]).collect::<Vec<_>>())?;
+            let probs =
+                self.forward_probs(&group.iter().map(|&i| inputs[i]).collect::<Vec<_>>())?;
             for (i, p) in group.into_iter().zip(probs) {
                 out[i] = p;
             }
@@ -168,10 +186,16 @@ impl Model {
 pub fn window_input(card: &ModelCard, samples: &[f32]) -> Result<WindowInput> {
     let config = &card.features;
     match card.kind {
-        ModelKind::Seed => Ok(WindowInput { frames: 1, values: seed::seed_features(samples, config)? }),
+        ModelKind::Seed => Ok(WindowInput {
+            frames: 1,
+            values: seed::seed_features(samples, config)?,
+        }),
         ModelKind::Logmel => {
             let m = features::compute(FeatureKind::Logmel, samples, config)?;
-            Ok(WindowInput { frames: m.n_frames(), values: m.data })
+            Ok(WindowInput {
+                frames: m.n_frames(),
+                values: m.data,
+            })
         }
     }
 }

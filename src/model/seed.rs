@@ -19,7 +19,12 @@ pub const SEED_FEATURES: usize = 162;
 pub fn seed_features(y: &[f32], config: &FeatureConfig) -> crate::Result<Vec<f32>> {
     let mean = |kind| features::compute(kind, y, config).map(|m| m.mean_over_frames());
     // The notebook passes |STFT| (magnitude) to chroma_stft.
-    let magnitude = features::Spectrogram::new(config.n_fft).compute(y, config.hop_length, config.center, SpectrumPower::Magnitude);
+    let magnitude = features::Spectrogram::new(config.n_fft).compute(
+        y,
+        config.hop_length,
+        config.center,
+        SpectrumPower::Magnitude,
+    );
     let chroma = features::chroma_stft(&magnitude, config.sr, config.n_fft).mean_over_frames();
     let mut out = Vec::with_capacity(SEED_FEATURES);
     out.extend(mean(FeatureKind::Zcr)?);
@@ -38,9 +43,13 @@ fn max_pool_same(x: &Tensor) -> Result<Tensor> {
     let len = x.dim(D::Minus1)?;
     let out = len.div_ceil(2);
     let pad = ((out - 1) * 2 + 4).saturating_sub(len);
-    let x = x.pad_with_zeros(D::Minus1, pad / 2, pad - pad / 2)?.unsqueeze(2)?;
+    let x = x
+        .pad_with_zeros(D::Minus1, pad / 2, pad - pad / 2)?
+        .unsqueeze(2)?;
     let pairs = x.max_pool2d_with_stride((1, 2), (1, 2))?.squeeze(2)?;
-    pairs.narrow(D::Minus1, 0, out)?.maximum(&pairs.narrow(D::Minus1, 1, out)?)
+    pairs
+        .narrow(D::Minus1, 0, out)?
+        .maximum(&pairs.narrow(D::Minus1, 1, out)?)
 }
 
 #[derive(Debug)]
@@ -60,7 +69,9 @@ impl SeedNet {
         let convs = widths
             .iter()
             .enumerate()
-            .map(|(i, &(cin, cout))| TemporalConv::new(cin, cout, 4, (1, 2), true, vb.pp(format!("conv{i}"))))
+            .map(|(i, &(cin, cout))| {
+                TemporalConv::new(cin, cout, 4, (1, 2), true, vb.pp(format!("conv{i}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut len = SEED_FEATURES;
         for _ in 0..4 {
@@ -81,7 +92,10 @@ impl SeedNet {
 
     /// Logits for a batch of raw (unstandardized) clip vectors, shape (B, 162).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?.unsqueeze(1)?;
+        let mut x = x
+            .broadcast_sub(&self.mean)?
+            .broadcast_div(&self.std)?
+            .unsqueeze(1)?;
         for (i, conv) in self.convs.iter().enumerate() {
             // Keras "same" for k=4: one zero on the left, two on the right.
             x = conv.forward(&x)?.relu()?;

@@ -60,7 +60,11 @@ impl Batcher {
     /// window's probabilities.
     pub async fn submit(&self, input: WindowInput) -> oneshot::Receiver<Reply> {
         let (reply, receiver) = oneshot::channel();
-        let job = Job { input, queued_at: Instant::now(), reply };
+        let job = Job {
+            input,
+            queued_at: Instant::now(),
+            reply,
+        };
         if let Err(mpsc::error::SendError(job)) = self.queue.send(job).await {
             let _ = job.reply.send(Err(BatchError::Closed));
         }
@@ -70,7 +74,10 @@ impl Batcher {
 }
 
 fn run_worker(model: Arc<Model>, config: BatcherConfig, mut jobs: mpsc::Receiver<Job>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("worker runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("worker runtime");
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch_size);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -122,10 +129,16 @@ fn run_batch(model: &Model, batch: &mut Vec<Job>) {
             }
         }
         Err(panic) => {
-            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(panic = %what, size = batch.len(), "model panicked; failing the batch");
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(BatchError::Inference(format!("model panicked: {what}"))));
+                let _ = job.reply.send(Err(BatchError::Inference(format!(
+                    "model panicked: {what}"
+                ))));
             }
         }
     }

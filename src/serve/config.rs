@@ -77,8 +77,8 @@ impl ServeConfig {
         Duration::from_secs(self.drain_timeout_s)
     }
 
-    /// Defaults for tests and embedding: loopback, ephemeral ports decided by the caller.
-    pub fn for_tests() -> Self {
+    /// The defaults of every flag (loopback addresses), as `sentio serve` with no flags.
+    pub fn defaults() -> Self {
         use clap::Parser;
         #[derive(clap::Parser)]
         struct Wrapper {

@@ -3,12 +3,18 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-const SECONDS_BUCKETS: [f64; 16] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-const BATCH_BUCKETS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0];
+const SECONDS_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const BATCH_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+];
 
 pub const ACTIVE_STREAMS: &str = "sentio_active_streams";
 pub const STREAMS: &str = "sentio_streams_total";
@@ -28,7 +34,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &BATCH_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &BATCH_BUCKETS)
+                })
                 .expect("bucket lists are non-empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -42,15 +50,37 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     describe_gauge!(ACTIVE_STREAMS, "Streams currently open.");
-    describe_counter!(STREAMS, "Streams ended, by outcome (completed, cancelled, error).");
-    describe_gauge!(AUDIO_SECONDS, Unit::Seconds, "Seconds of audio received (monotonic).");
+    describe_counter!(
+        STREAMS,
+        "Streams ended, by outcome (completed, cancelled, error)."
+    );
+    describe_gauge!(
+        AUDIO_SECONDS,
+        Unit::Seconds,
+        "Seconds of audio received (monotonic)."
+    );
     describe_counter!(WINDOWS, "Windows analysed, by top emotion (or silence).");
     describe_histogram!(BATCH_SIZE, "Windows per model forward pass.");
-    describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time a window waited in the batch queue.");
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time a window waited in the batch queue."
+    );
     describe_gauge!(QUEUE_DEPTH, "Windows waiting in the batch queue.");
-    describe_histogram!(INFERENCE, Unit::Seconds, "Duration of one batched forward pass.");
-    describe_histogram!(WINDOW_LATENCY, Unit::Seconds, "From a window's last sample arriving to its prediction being sent.");
-    describe_counter!(ERRORS, "Requests and streams that ended in an error, by gRPC code.");
+    describe_histogram!(
+        INFERENCE,
+        Unit::Seconds,
+        "Duration of one batched forward pass."
+    );
+    describe_histogram!(
+        WINDOW_LATENCY,
+        Unit::Seconds,
+        "From a window's last sample arriving to its prediction being sent."
+    );
+    describe_counter!(
+        ERRORS,
+        "Requests and streams that ended in an error, by gRPC code."
+    );
 }
 
 pub fn stream_opened() {

@@ -34,9 +34,19 @@ pub enum Variant {
 impl Variant {
     pub fn for_training(kind: ModelKind) -> Vec<Variant> {
         match kind {
-            ModelKind::Logmel => vec![Variant::Original, Variant::Noise, Variant::StretchPitch, Variant::Telephony],
+            ModelKind::Logmel => vec![
+                Variant::Original,
+                Variant::Noise,
+                Variant::StretchPitch,
+                Variant::Telephony,
+            ],
             // The reference notebook's four rows per clip.
-            ModelKind::Seed => vec![Variant::Original, Variant::Noise, Variant::StretchPitch, Variant::Shift],
+            ModelKind::Seed => vec![
+                Variant::Original,
+                Variant::Noise,
+                Variant::StretchPitch,
+                Variant::Shift,
+            ],
         }
     }
 }
@@ -53,25 +63,43 @@ pub struct CachedClip {
 
 /// Decodes a clip and resamples it to the model rate.
 pub fn load_clip(clip: &Clip, rate: u32) -> Result<Vec<f32>> {
-    let audio = decode_path(&clip.path).with_context(|| format!("decoding {}", clip.path.display()))?;
-    Ok(StreamResampler::resample_all(audio.sample_rate, rate, &audio.samples)?)
+    let audio =
+        decode_path(&clip.path).with_context(|| format!("decoding {}", clip.path.display()))?;
+    Ok(StreamResampler::resample_all(
+        audio.sample_rate,
+        rate,
+        &audio.samples,
+    )?)
 }
 
 /// Applies one augmentation variant to a waveform at `sr`.
-pub fn apply_variant(y: &[f32], sr: u32, kind: ModelKind, variant: Variant, rng: &mut StdRng) -> Result<Vec<f32>> {
+pub fn apply_variant(
+    y: &[f32],
+    sr: u32,
+    kind: ModelKind,
+    variant: Variant,
+    rng: &mut StdRng,
+) -> Result<Vec<f32>> {
     Ok(match (variant, kind) {
         (Variant::Original, _) => y.to_vec(),
         (Variant::Noise, _) => augment::add_noise(y, rng.random_range(5.0..25.0), rng),
-        (Variant::StretchPitch, ModelKind::Seed) => augment::pitch_shift(&augment::time_stretch(y, 0.8), sr, 0.7)?,
+        (Variant::StretchPitch, ModelKind::Seed) => {
+            augment::pitch_shift(&augment::time_stretch(y, 0.8), sr, 0.7)?
+        }
         (Variant::StretchPitch, ModelKind::Logmel) => {
             let shifted = augment::pitch_shift(y, sr, rng.random_range(-2.5..2.5))?;
             augment::time_stretch(&shifted, rng.random_range(0.85..1.15))
         }
-        (Variant::Telephony, _) => augment::gain_db(&augment::telephony(y, sr)?, rng.random_range(-12.0..6.0)),
+        (Variant::Telephony, _) => {
+            augment::gain_db(&augment::telephony(y, sr)?, rng.random_range(-12.0..6.0))
+        }
         (Variant::MuLaw8k, _) => {
             let narrow = StreamResampler::resample_all(sr, 8000, y)?;
             let bytes = sentio::audio::pcm::encode(&narrow, sentio::audio::SampleFormat::MuLaw);
-            let decoded: Vec<f32> = bytes.iter().map(|&b| sentio::audio::pcm::mulaw_to_linear(b) as f32 / 32768.0).collect();
+            let decoded: Vec<f32> = bytes
+                .iter()
+                .map(|&b| sentio::audio::pcm::mulaw_to_linear(b) as f32 / 32768.0)
+                .collect();
             let mut back = StreamResampler::resample_all(8000, sr, &decoded)?;
             back.resize(y.len(), 0.0);
             back
@@ -102,7 +130,10 @@ pub fn featurize(card: &ModelCard, y: &[f32]) -> Result<CachedClip> {
             let n_mels = card.features.n_mels;
             for w in &cut {
                 if let Some(values) = stream.window_logmel(w.start_sample, w.len) {
-                    out.windows.push(WindowInput { frames: values.len() / n_mels, values });
+                    out.windows.push(WindowInput {
+                        frames: values.len() / n_mels,
+                        values,
+                    });
                 }
             }
             // The clip's unclamped dB frames, for random crops.
@@ -122,16 +153,28 @@ pub fn featurize(card: &ModelCard, y: &[f32]) -> Result<CachedClip> {
 
 /// Features of `clips` in the given variants, in parallel; `seed` makes the augmentation
 /// of clip i depend only on (seed, i).
-pub fn prepare(card: &ModelCard, clips: &[Clip], variants: &[Variant], seed: u64, progress: &indicatif::ProgressBar) -> Result<Vec<Vec<CachedClip>>> {
+pub fn prepare(
+    card: &ModelCard,
+    clips: &[Clip],
+    variants: &[Variant],
+    seed: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Vec<CachedClip>>> {
     clips
         .par_iter()
         .enumerate()
         .map(|(i, clip)| {
             let y = load_clip(clip, card.features.sr)?;
-            let mut rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let result = variants
                 .iter()
-                .map(|&v| featurize(card, &apply_variant(&y, card.features.sr, card.kind, v, &mut rng)?))
+                .map(|&v| {
+                    featurize(
+                        card,
+                        &apply_variant(&y, card.features.sr, card.kind, v, &mut rng)?,
+                    )
+                })
                 .collect::<Result<Vec<_>>>();
             progress.inc(1);
             result

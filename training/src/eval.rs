@@ -10,7 +10,12 @@ use serde::Serialize;
 use crate::cache::CachedClip;
 
 /// Mean window probabilities of each clip, batching windows of equal length.
-pub fn predict_clips(net: &Net, device: &Device, clips: &[&CachedClip], is_seed: bool) -> Result<Vec<Vec<f32>>> {
+pub fn predict_clips(
+    net: &Net,
+    device: &Device,
+    clips: &[&CachedClip],
+    is_seed: bool,
+) -> Result<Vec<Vec<f32>>> {
     let mut items: Vec<(usize, &WindowInput)> = Vec::new();
     for (c, clip) in clips.iter().enumerate() {
         items.extend(clip.windows.iter().map(|w| (c, w)));
@@ -22,13 +27,17 @@ pub fn predict_clips(net: &Net, device: &Device, clips: &[&CachedClip], is_seed:
         for batch in group.chunks(256) {
             let frames = batch[0].1.frames;
             let width = batch[0].1.values.len() / frames;
-            let flat: Vec<f32> = batch.iter().flat_map(|(_, w)| w.values.iter().copied()).collect();
+            let flat: Vec<f32> = batch
+                .iter()
+                .flat_map(|(_, w)| w.values.iter().copied())
+                .collect();
             let x = if is_seed {
                 Tensor::from_vec(flat, (batch.len(), width), device)?
             } else {
                 Tensor::from_vec(flat, (batch.len(), frames, width), device)?
             };
-            let probs = candle_nn::ops::softmax_last_dim(&net.forward_t(&x, false)?)?.to_vec2::<f32>()?;
+            let probs =
+                candle_nn::ops::softmax_last_dim(&net.forward_t(&x, false)?)?.to_vec2::<f32>()?;
             for ((c, _), p) in batch.iter().zip(probs) {
                 sums[*c].iter_mut().zip(&p).for_each(|(s, v)| *s += v);
                 counts[*c] += 1;
@@ -108,7 +117,12 @@ impl Summary {
             .enumerate()
             .filter_map(|(c, r)| r.map(|r| (LABELS[c].to_string(), r)))
             .collect();
-        Summary { clips: confusion.total(), accuracy: confusion.accuracy(), uar: confusion.uar(), per_class_recall }
+        Summary {
+            clips: confusion.total(),
+            accuracy: confusion.accuracy(),
+            uar: confusion.uar(),
+            per_class_recall,
+        }
     }
 }
 

@@ -11,14 +11,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sentio::FeatureConfig;
 use sentio::model::{LABELS, ModelCard, ModelKind, Normalization};
 use sentio_train::cache::{CachedClip, Variant, prepare};
-use sentio_train::data::{Clip, Dataset, Split, SpeakerSplit, scan};
+use sentio_train::data::{Clip, Dataset, SpeakerSplit, Split, scan};
 use sentio_train::eval::{Confusion, Summary, argmax, predict_clips};
+use sentio_train::normalization;
 use sentio_train::report::{confusion_png, confusion_table, summary_table};
 use sentio_train::train::{TrainConfig, TrainSet, train};
-use sentio_train::normalization;
 
 #[derive(Parser, Debug)]
-#[command(name = "sentio-train", version, about = "Train Sentio's speech-emotion models")]
+#[command(
+    name = "sentio-train",
+    version,
+    about = "Train Sentio's speech-emotion models"
+)]
 struct Args {
     /// A folder holding RAVDESS/, CREMA-D/, TESS/ and SAVEE/ (as ../shared/data/ser does).
     #[arg(long)]
@@ -98,31 +102,52 @@ fn main() -> Result<()> {
         (Dataset::Tess, &args.tess, "TESS"),
         (Dataset::Savee, &args.savee, "SAVEE"),
     ] {
-        let dir = explicit.clone().or_else(|| args.data.as_ref().map(|d| d.join(folder)));
+        let dir = explicit
+            .clone()
+            .or_else(|| args.data.as_ref().map(|d| d.join(folder)));
         if let Some(dir) = dir.filter(|d| d.exists()) {
             sources.push((dataset, dir));
         }
     }
-    anyhow::ensure!(!sources.is_empty(), "no data: pass --data DIR or --ravdess/--crema/--tess/--savee");
+    anyhow::ensure!(
+        !sources.is_empty(),
+        "no data: pass --data DIR or --ravdess/--crema/--tess/--savee"
+    );
     let split = SpeakerSplit::embedded();
     let mut clips: Vec<Clip> = Vec::new();
     for (dataset, dir) in &sources {
         let found = scan(*dataset, dir).with_context(|| format!("scanning {}", dir.display()))?;
-        eprintln!("{}: {} clips ({} skipped) in {}", dataset.name(), found.clips.len(), found.skipped, dir.display());
+        eprintln!(
+            "{}: {} clips ({} skipped) in {}",
+            dataset.name(),
+            found.clips.len(),
+            found.skipped,
+            dir.display()
+        );
         clips.extend(found.clips);
     }
     let pick = |s: Split| -> Vec<Clip> {
         let mut chosen: Vec<Clip> = Vec::new();
         for dataset in Dataset::ALL {
-            let of: Vec<Clip> = clips.iter().filter(|c| c.dataset == dataset && split.split_of(c) == s).cloned().collect();
+            let of: Vec<Clip> = clips
+                .iter()
+                .filter(|c| c.dataset == dataset && split.split_of(c) == s)
+                .cloned()
+                .collect();
             // An even spread, not the first N, when limiting.
             let step = args.limit.map_or(1, |l| of.len().div_ceil(l.max(1)).max(1));
             chosen.extend(of.into_iter().step_by(step));
         }
         chosen
     };
-    let (train_clips, val_clips, test_clips) = (pick(Split::Train), pick(Split::Val), pick(Split::Test));
-    eprintln!("clips: {} train, {} validation, {} test", train_clips.len(), val_clips.len(), test_clips.len());
+    let (train_clips, val_clips, test_clips) =
+        (pick(Split::Train), pick(Split::Val), pick(Split::Test));
+    eprintln!(
+        "clips: {} train, {} validation, {} test",
+        train_clips.len(),
+        val_clips.len(),
+        test_clips.len()
+    );
 
     let mut report = String::new();
     let mut winner: Option<(f64, PathBuf)> = None;
@@ -132,8 +157,20 @@ fn main() -> Result<()> {
             "seed" => ModelKind::Seed,
             other => anyhow::bail!("unknown model {other:?}: expected logmel or seed"),
         };
-        let epochs = if kind == ModelKind::Logmel { args.epochs_logmel } else { args.epochs_seed };
-        let (section, val_uar, dir) = run_model(kind, epochs, &args, &device, &train_clips, &val_clips, &test_clips)?;
+        let epochs = if kind == ModelKind::Logmel {
+            args.epochs_logmel
+        } else {
+            args.epochs_seed
+        };
+        let (section, val_uar, dir) = run_model(
+            kind,
+            epochs,
+            &args,
+            &device,
+            &train_clips,
+            &val_clips,
+            &test_clips,
+        )?;
         report.push_str(&section);
         if winner.as_ref().is_none_or(|(best, _)| val_uar > *best) {
             winner = Some((val_uar, dir));
@@ -168,20 +205,40 @@ fn main() -> Result<()> {
 
 fn bar(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len}").expect("template"));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len}")
+            .expect("template"),
+    );
     bar.set_prefix(what.to_string());
     bar
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::Device, train_clips: &[Clip], val_clips: &[Clip], test_clips: &[Clip]) -> Result<(String, f64, PathBuf)> {
+fn run_model(
+    kind: ModelKind,
+    epochs: usize,
+    args: &Args,
+    device: &candle_core::Device,
+    train_clips: &[Clip],
+    val_clips: &[Clip],
+    test_clips: &[Clip],
+) -> Result<(String, f64, PathBuf)> {
     let started = Instant::now();
     let mut card = base_card(kind);
     let variants = Variant::for_training(kind);
-    let progress = bar(train_clips.len() + val_clips.len() + test_clips.len(), &format!("{kind:?} features"));
+    let progress = bar(
+        train_clips.len() + val_clips.len() + test_clips.len(),
+        &format!("{kind:?} features"),
+    );
     let train_cache = prepare(&card, train_clips, &variants, args.seed, &progress)?;
     let val_cache = prepare(&card, val_clips, &[Variant::Original], args.seed, &progress)?;
-    let test_cache = prepare(&card, test_clips, &[Variant::Original, Variant::MuLaw8k], args.seed, &progress)?;
+    let test_cache = prepare(
+        &card,
+        test_clips,
+        &[Variant::Original, Variant::MuLaw8k],
+        args.seed,
+        &progress,
+    )?;
     progress.finish_and_clear();
     let prep_minutes = started.elapsed().as_secs_f64() / 60.0;
     eprintln!("{kind:?}: features ready in {prep_minutes:.1} min");
@@ -189,15 +246,26 @@ fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::
     let config = TrainConfig {
         epochs,
         batch_size: 64,
-        learning_rate: if kind == ModelKind::Logmel { args.lr_logmel } else { 1e-3 },
+        learning_rate: if kind == ModelKind::Logmel {
+            args.lr_logmel
+        } else {
+            1e-3
+        },
         weight_decay: if kind == ModelKind::Logmel { 1e-2 } else { 0.0 },
         seed: args.seed,
         crop_frames: 197,
-        mixup_alpha: if kind == ModelKind::Logmel { args.mixup } else { 0.0 },
+        mixup_alpha: if kind == ModelKind::Logmel {
+            args.mixup
+        } else {
+            0.0
+        },
         spec_augment: kind == ModelKind::Logmel && !args.no_spec_augment,
     };
     card.normalization = normalization::fit(&card, &train_cache, config.crop_frames, args.seed);
-    let train_set = TrainSet { labels: train_clips.iter().map(|c| c.label).collect(), variants: train_cache.iter().map(|v| v.as_slice()).collect() };
+    let train_set = TrainSet {
+        labels: train_clips.iter().map(|c| c.label).collect(),
+        variants: train_cache.iter().map(|v| v.as_slice()).collect(),
+    };
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
     let val_labels: Vec<usize> = val_clips.iter().map(|c| c.label).collect();
     let train_started = Instant::now();
@@ -206,7 +274,10 @@ fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::
     let best_val = history.iter().map(|h| h.1).fold(0.0, f64::max);
 
     // Test speakers, clean and telephone.
-    let dir = args.out.join(match kind { ModelKind::Logmel => "logmel", ModelKind::Seed => "seed" });
+    let dir = args.out.join(match kind {
+        ModelKind::Logmel => "logmel",
+        ModelKind::Seed => "seed",
+    });
     std::fs::create_dir_all(&dir)?;
     let labels: Vec<usize> = test_clips.iter().map(|c| c.label).collect();
     let mut rows = Vec::new();
@@ -218,19 +289,35 @@ fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::
         let predictions: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
         let all = Confusion::from_predictions(&labels, &predictions);
         rows.push((format!("all test speakers, {condition}"), Summary::of(&all)));
-        metrics.insert(format!("test_{}", condition.replace(' ', "_")), serde_json::to_value(Summary::of(&all))?);
+        metrics.insert(
+            format!("test_{}", condition.replace(' ', "_")),
+            serde_json::to_value(Summary::of(&all))?,
+        );
         let slug = if v == 0 { "clean" } else { "mulaw8k" };
-        confusion_png(&all, &format!("{kind:?}, test speakers, {condition}"), &dir.join(format!("confusion_{slug}.png")))?;
+        confusion_png(
+            &all,
+            &format!("{kind:?}, test speakers, {condition}"),
+            &dir.join(format!("confusion_{slug}.png")),
+        )?;
         section.push_str(&format!("Confusion matrix, all test speakers, {condition} (`models/{}/confusion_{slug}.png`):\n\n{}\n", dir.file_name().unwrap_or_default().to_string_lossy(), confusion_table(&all)));
         for dataset in Dataset::ALL {
-            let idx: Vec<usize> = (0..test_clips.len()).filter(|&i| test_clips[i].dataset == dataset).collect();
+            let idx: Vec<usize> = (0..test_clips.len())
+                .filter(|&i| test_clips[i].dataset == dataset)
+                .collect();
             if idx.is_empty() {
                 continue;
             }
-            let c = Confusion::from_predictions(&idx.iter().map(|&i| labels[i]).collect::<Vec<_>>(), &idx.iter().map(|&i| predictions[i]).collect::<Vec<_>>());
+            let c = Confusion::from_predictions(
+                &idx.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+                &idx.iter().map(|&i| predictions[i]).collect::<Vec<_>>(),
+            );
             rows.push((format!("{}, {condition}", dataset.name()), Summary::of(&c)));
             if v == 0 {
-                section.push_str(&format!("{} test speakers, clean:\n\n{}\n", dataset.name(), confusion_table(&c)));
+                section.push_str(&format!(
+                    "{} test speakers, clean:\n\n{}\n",
+                    dataset.name(),
+                    confusion_table(&c)
+                ));
             }
         }
     }
@@ -256,7 +343,14 @@ fn run_model(kind: ModelKind, epochs: usize, args: &Args, device: &candle_core::
 }
 
 fn write_fixed_history(dir: &Path, history: &[(f64, f64)]) -> Result<()> {
-    let lines: Vec<String> = history.iter().enumerate().map(|(i, (l, u))| format!("{}\t{l:.5}\t{u:.5}", i + 1)).collect();
-    std::fs::write(dir.join("history.tsv"), format!("epoch\ttrain_loss\tval_uar\n{}\n", lines.join("\n")))?;
+    let lines: Vec<String> = history
+        .iter()
+        .enumerate()
+        .map(|(i, (l, u))| format!("{}\t{l:.5}\t{u:.5}", i + 1))
+        .collect();
+    std::fs::write(
+        dir.join("history.tsv"),
+        format!("epoch\ttrain_loss\tval_uar\n{}\n", lines.join("\n")),
+    )?;
     Ok(())
 }

@@ -30,16 +30,28 @@ fn column_stats<'a>(rows: impl Iterator<Item = &'a [f32]>, width: usize) -> Norm
         .map(|(q, s)| {
             let var = (q / n - (s / n) * (s / n)).max(0.0);
             // A constant feature is left unscaled, as scikit-learn does.
-            if var.sqrt() < 1e-6 { 1.0 } else { var.sqrt() as f32 }
+            if var.sqrt() < 1e-6 {
+                1.0
+            } else {
+                var.sqrt() as f32
+            }
         })
         .collect();
     Normalization { mean, std }
 }
 
-pub fn fit(card: &ModelCard, train: &[Vec<CachedClip>], crop_frames: usize, seed: u64) -> Normalization {
+pub fn fit(
+    card: &ModelCard,
+    train: &[Vec<CachedClip>],
+    crop_frames: usize,
+    seed: u64,
+) -> Normalization {
     match card.kind {
         ModelKind::Seed => {
-            let rows = train.iter().flatten().flat_map(|c| c.windows.iter().map(|w| w.values.as_slice()));
+            let rows = train
+                .iter()
+                .flatten()
+                .flat_map(|c| c.windows.iter().map(|w| w.values.as_slice()));
             column_stats(rows, 162)
         }
         ModelKind::Logmel => {
@@ -48,7 +60,15 @@ pub fn fit(card: &ModelCard, train: &[Vec<CachedClip>], crop_frames: usize, seed
             let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
             let crops: Vec<Vec<f32>> = train
                 .iter()
-                .map(|variants| remove_level(&crop_window(&variants[0], n_mels, crop_frames, top_db, &mut rng)))
+                .map(|variants| {
+                    remove_level(&crop_window(
+                        &variants[0],
+                        n_mels,
+                        crop_frames,
+                        top_db,
+                        &mut rng,
+                    ))
+                })
                 .collect();
             column_stats(crops.iter().flat_map(|c| c.chunks_exact(n_mels)), n_mels)
         }

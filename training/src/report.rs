@@ -11,27 +11,39 @@ use sentio::model::LABELS;
 
 use crate::eval::{Confusion, Summary};
 
-const FONT_PATHS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
+const FONT_PATHS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
 
 /// Registers a system TrueType font for plotters' text (fonts-dejavu-core).
 fn ensure_font() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
-        FONT_PATHS.iter().find_map(|p| std::fs::read(p).ok()).is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-        })
+        FONT_PATHS
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
     });
-    anyhow::ensure!(ok, "no DejaVuSans.ttf found (apt install fonts-dejavu-core)");
+    anyhow::ensure!(
+        ok,
+        "no DejaVuSans.ttf found (apt install fonts-dejavu-core)"
+    );
     Ok(())
 }
 
 /// A row-normalized confusion matrix heat map with counts.
 pub fn confusion_png(confusion: &Confusion, title: &str, path: &Path) -> Result<()> {
     ensure_font()?;
-    let present: Vec<usize> = (0..8).filter(|&c| confusion.support(c) > 0 || (0..8).any(|t| confusion.counts[t][c] > 0)).collect();
+    let present: Vec<usize> = (0..8)
+        .filter(|&c| confusion.support(c) > 0 || (0..8).any(|t| confusion.counts[t][c] > 0))
+        .collect();
     let n = present.len();
-    let root = BitMapBackend::new(path, (120 + 70 * n as u32, 110 + 60 * n as u32)).into_drawing_area();
+    let root =
+        BitMapBackend::new(path, (120 + 70 * n as u32, 110 + 60 * n as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let (title_area, body) = root.split_vertically(40);
     title_area.titled(title, ("sans-serif", 20))?;
@@ -48,13 +60,30 @@ pub fn confusion_png(confusion: &Confusion, title: &str, path: &Path) -> Result<
             cell.fill(&RGBColor(shade, shade, 255))?;
             let color = if share > 0.5 { WHITE } else { BLACK };
             let (w, h) = cell.dim_in_pixel();
-            cell.draw(&Text::new(format!("{count}"), (w as i32 / 2 - 12, h as i32 / 2 - 8), ("sans-serif", 16).into_font().color(&color)))?;
+            cell.draw(&Text::new(
+                format!("{count}"),
+                (w as i32 / 2 - 12, h as i32 / 2 - 8),
+                ("sans-serif", 16).into_font().color(&color),
+            ))?;
         }
-        labels_left.draw(&Text::new(LABELS[t], (8, 60 * i as i32 + 22), ("sans-serif", 15)))?;
-        labels_bottom.draw(&Text::new(&LABELS[t][..LABELS[t].len().min(7)], (70 * i as i32 + 8, 10), ("sans-serif", 14)))?;
+        labels_left.draw(&Text::new(
+            LABELS[t],
+            (8, 60 * i as i32 + 22),
+            ("sans-serif", 15),
+        ))?;
+        labels_bottom.draw(&Text::new(
+            &LABELS[t][..LABELS[t].len().min(7)],
+            (70 * i as i32 + 8, 10),
+            ("sans-serif", 14),
+        ))?;
     }
-    labels_bottom.draw(&Text::new("rows: true label, columns: predicted", (8, 35), ("sans-serif", 14)))?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
+    labels_bottom.draw(&Text::new(
+        "rows: true label, columns: predicted",
+        (8, 35),
+        ("sans-serif", 14),
+    ))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -68,7 +97,11 @@ pub fn summary_table(rows: &[(String, Summary)]) -> String {
     out.push_str(&"---:|".repeat(LABELS.len()));
     out.push('\n');
     for (name, s) in rows {
-        let _ = write!(out, "| {name} | {} | {:.3} | **{:.3}** |", s.clips, s.accuracy, s.uar);
+        let _ = write!(
+            out,
+            "| {name} | {} | {:.3} | **{:.3}** |",
+            s.clips, s.accuracy, s.uar
+        );
         for label in LABELS {
             match s.per_class_recall.get(label) {
                 Some(r) => {

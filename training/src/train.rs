@@ -48,7 +48,9 @@ pub fn init_vars(varmap: &VarMap, seed: u64) -> Result<()> {
         let var = &data[name];
         let shape = var.shape().clone();
         let n = shape.elem_count();
-        let values: Vec<f32> = if name.ends_with("running_var") || (name.contains(".bn.") && name.ends_with("weight")) {
+        let values: Vec<f32> = if name.ends_with("running_var")
+            || (name.contains(".bn.") && name.ends_with("weight"))
+        {
             vec![1.0; n]
         } else if shape.rank() >= 2 {
             let fan_in: usize = shape.dims()[1..].iter().product();
@@ -79,16 +81,27 @@ pub fn class_weights(labels: &[usize]) -> [f32; 8] {
 }
 
 /// Weighted cross-entropy against soft targets (mixup), averaged by target weight.
-fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> candle_core::Result<Tensor> {
+fn soft_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    weights: &Tensor,
+) -> candle_core::Result<Tensor> {
     let logp = candle_nn::ops::log_softmax(logits, 1)?;
     let weighted = targets.broadcast_mul(weights)?;
-    let loss = (weighted.mul(&logp)?.sum_all()?.neg()? / weighted.sum_all()?.to_scalar::<f32>()? as f64)?;
+    let loss =
+        (weighted.mul(&logp)?.sum_all()?.neg()? / weighted.sum_all()?.to_scalar::<f32>()? as f64)?;
     Ok(loss)
 }
 
 /// A random crop of `crop` frames, clamped to top_db below its own peak as a window is;
 /// clips shorter than a crop are padded with silence (which the clamp lifts to the floor).
-pub fn crop_window(clip: &CachedClip, n_mels: usize, crop: usize, top_db: f32, rng: &mut StdRng) -> Vec<f32> {
+pub fn crop_window(
+    clip: &CachedClip,
+    n_mels: usize,
+    crop: usize,
+    top_db: f32,
+    rng: &mut StdRng,
+) -> Vec<f32> {
     let mut out = vec![-100.0f32; crop * n_mels];
     if clip.frames > crop {
         let start = rng.random_range(0..=clip.frames - crop);
@@ -111,11 +124,15 @@ fn spec_augment_mask(batch: usize, n_mels: usize, frames: usize, rng: &mut StdRn
         for _ in 0..2 {
             let width = rng.random_range(0..=8);
             let start = rng.random_range(0..=n_mels - width);
-            item[start * frames..(start + width) * frames].iter_mut().for_each(|v| *v = 0.0);
+            item[start * frames..(start + width) * frames]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
             let width = rng.random_range(0..=frames / 10);
             let start = rng.random_range(0..=frames - width);
             for m in 0..n_mels {
-                item[m * frames + start..m * frames + start + width].iter_mut().for_each(|v| *v = 0.0);
+                item[m * frames + start..m * frames + start + width]
+                    .iter_mut()
+                    .for_each(|v| *v = 0.0);
             }
         }
     }
@@ -124,7 +141,10 @@ fn spec_augment_mask(batch: usize, n_mels: usize, frames: usize, rng: &mut StdRn
 
 fn one_hot(labels: &[usize], device: &Device) -> candle_core::Result<Tensor> {
     let mut v = vec![0.0f32; labels.len() * 8];
-    labels.iter().enumerate().for_each(|(i, &l)| v[i * 8 + l] = 1.0);
+    labels
+        .iter()
+        .enumerate()
+        .for_each(|(i, &l)| v[i * 8 + l] = 1.0);
     Tensor::from_vec(v, (labels.len(), 8), device)
 }
 
@@ -147,7 +167,11 @@ pub fn train(
         Net::Logmel(n) => n.dropout.set_seed(config.seed),
     }
     let weights = Tensor::from_slice(&class_weights(&train_set.labels), (1, 8), device)?;
-    let params = ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() };
+    let params = ParamsAdamW {
+        lr: config.learning_rate,
+        weight_decay: config.weight_decay,
+        ..Default::default()
+    };
     let mut optimizer = AdamW::new(varmap.all_vars(), params)?;
 
     // Samples: (clip, window) pairs for the seed model, clips for the log-mel model.
@@ -164,7 +188,9 @@ pub fn train(
     let beta = Beta::new(config.mixup_alpha.max(1e-3), config.mixup_alpha.max(1e-3))?;
 
     let bar = ProgressBar::new(total_steps as u64);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+    )?);
     bar.set_prefix(format!("{:?}", card.kind));
     let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
     let mut history = Vec::new();
@@ -179,7 +205,12 @@ pub fn train(
                 // Cosine decay after a one-epoch warm-up.
                 let progress = step as f64 / total_steps as f64;
                 let warm = ((step + 1) as f64 / steps_per_epoch.max(1) as f64).min(1.0);
-                optimizer.set_learning_rate(config.learning_rate * warm * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+                optimizer.set_learning_rate(
+                    config.learning_rate
+                        * warm
+                        * 0.5
+                        * (1.0 + (std::f64::consts::PI * progress).cos()),
+                );
             }
             let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
             let mut targets = one_hot(&labels, device)?;
@@ -200,8 +231,18 @@ pub fn train(
                         .iter()
                         .flat_map(|&(c, _)| {
                             let variants = train_set.variants[c];
-                            let pick = if rng.random_bool(0.4) { 0 } else { rng.random_range(0..variants.len()) };
-                            crop_window(&variants[pick], n_mels, config.crop_frames, top_db, &mut rng)
+                            let pick = if rng.random_bool(0.4) {
+                                0
+                            } else {
+                                rng.random_range(0..variants.len())
+                            };
+                            crop_window(
+                                &variants[pick],
+                                n_mels,
+                                config.crop_frames,
+                                top_db,
+                                &mut rng,
+                            )
                         })
                         .collect();
                     Tensor::from_vec(flat, (batch.len(), config.crop_frames, n_mels), device)?
@@ -220,7 +261,8 @@ pub fn train(
                 perm.shuffle(&mut rng);
                 let perm = Tensor::from_vec(perm, batch.len(), device)?;
                 x = ((&x * lambda)? + (x.index_select(&perm, 0)? * (1.0 - lambda))?)?;
-                targets = ((&targets * lambda)? + (targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
+                targets =
+                    ((&targets * lambda)? + (targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
             }
             let logits = match &net {
                 Net::Logmel(n) => n.forward_normalized(&x, true)?,
@@ -239,7 +281,12 @@ pub fn train(
         let probs = predict_clips(&net, device, val, card.kind == ModelKind::Seed)?;
         let predictions: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
         let uar = Confusion::from_predictions(val_labels, &predictions).uar();
-        let val_loss = -probs.iter().zip(val_labels).map(|(p, &l)| (p[l].max(1e-7) as f64).ln()).sum::<f64>() / val_labels.len().max(1) as f64;
+        let val_loss = -probs
+            .iter()
+            .zip(val_labels)
+            .map(|(p, &l)| (p[l].max(1e-7) as f64).ln())
+            .sum::<f64>()
+            / val_labels.len().max(1) as f64;
         let mean_loss = epoch_loss / steps_per_epoch.max(1) as f64;
         history.push((mean_loss, uar));
         bar.suspend(|| eprintln!("{:?} epoch {:>3}: train loss {mean_loss:.4}  val loss {val_loss:.4}  val UAR {uar:.4}  lr {:.2e}", card.kind, epoch + 1, optimizer.learning_rate()));
@@ -268,7 +315,10 @@ pub fn train(
 
 fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
     let data = varmap.data().lock().expect("varmap lock");
-    Ok(data.iter().map(|(k, v): (&String, &Var)| (k.clone(), v.as_tensor().copy().expect("copy"))).collect())
+    Ok(data
+        .iter()
+        .map(|(k, v): (&String, &Var)| (k.clone(), v.as_tensor().copy().expect("copy")))
+        .collect())
 }
 
 fn restore(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> Result<()> {
@@ -295,7 +345,10 @@ mod tests {
             hop_ms: 1000,
             min_window_ms: 500,
             max_window_ms: 8000,
-            normalization: Normalization { mean: vec![0.0; 64], std: vec![10.0; 64] },
+            normalization: Normalization {
+                mean: vec![0.0; 64],
+                std: vec![10.0; 64],
+            },
             architecture: serde_json::Value::Null,
             training: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
@@ -315,9 +368,16 @@ mod tests {
                 let band = k % 64;
                 *v = rng.random_range(-60.0..-40.0) + if band / 8 == label { 40.0 } else { 0.0 };
             }
-            let window = WindowInput { frames, values: db.clone() };
+            let window = WindowInput {
+                frames,
+                values: db.clone(),
+            };
             labels.push(label);
-            clips.push(vec![CachedClip { frames, logmel_db: db, windows: vec![window] }]);
+            clips.push(vec![CachedClip {
+                frames,
+                logmel_db: db,
+                windows: vec![window],
+            }]);
         }
         (labels, clips)
     }
@@ -325,7 +385,10 @@ mod tests {
     #[test]
     fn a_tiny_run_overfits_synthetic_clips() {
         let (labels, clips) = synthetic(64, 60);
-        let train_set = TrainSet { labels: labels.clone(), variants: clips.iter().map(|v| v.as_slice()).collect() };
+        let train_set = TrainSet {
+            labels: labels.clone(),
+            variants: clips.iter().map(|v| v.as_slice()).collect(),
+        };
         let val: Vec<&CachedClip> = clips.iter().map(|v| &v[0]).collect();
         let config = TrainConfig {
             epochs: 8,
@@ -337,7 +400,8 @@ mod tests {
             mixup_alpha: 0.0,
             spec_augment: false,
         };
-        let (_, _, history) = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu).unwrap();
+        let (_, _, history) =
+            train(&card(), &config, &train_set, &val, &labels, &Device::Cpu).unwrap();
         eprintln!("{history:?}");
         assert!(history.last().unwrap().1 > 0.95, "{history:?}");
     }

@@ -1,0 +1,568 @@
+#!/usr/bin/env python3
+"""Checks the Sentio Helm chart with the real Helm engine, offline.
+
+- `helm lint --strict` (Helm v4 through helm-python-sdk) with the default values and every
+  value set in values/, for Kubernetes 1.30 and 1.33;
+- renders each value set and validates every object against the Kubernetes 1.30 and 1.33
+  OpenAPI schemas (kubernetes-validate, strict: unknown fields fail; the schemas ship inside
+  the package) and the ServiceMonitor against a hand-written subset of its CRD schema;
+- asserts what operators rely on: gRPC probes on the right port, a grace period longer than the
+  drain, the locked-down securityContext, the headless Service, the config checksum, GPU, TLS,
+  API-key and model-volume wiring;
+- feeds bad values and expects the schema (or the chart's own checks) to refuse them;
+- keeps values.yaml, values.schema.json and README.md in step.
+
+Exits non-zero on any failure; the last line is "N passed, M failed".
+No network is used: socket connections fail inside this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import readme_values  # noqa: E402
+
+
+def _no_network(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("network access attempted: the chart tests must run offline")
+
+
+socket.socket.connect = _no_network  # type: ignore[method-assign]
+socket.create_connection = _no_network  # type: ignore[assignment]
+
+HERE = Path(__file__).resolve().parent
+CHART = HERE.parent / "sentio"
+VALUES_DIR = HERE / "values"
+KUBE_VERSIONS = ["1.30", "1.33"]
+RELEASE = "sentio"
+NAMESPACE = "voice"
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): HERE / "schemas" / "servicemonitor-monitoring-v1.json",
+}
+HEALTH_SERVICE = "sentio.v1.EmotionRecognizer"
+
+# ---------------------------------------------------------------------------------------------
+# A tiny runner: each case passes or fails on its own, and the summary counts them.
+
+RESULTS: list[tuple[str, bool, str]] = []
+
+
+def case(name: str, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the run
+        detail = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AssertionError):
+            detail += "\n" + "".join(traceback.format_exception(exc)[-3:])
+        RESULTS.append((name, False, detail))
+        print(f"FAIL  {name}\n      {detail.strip()}".replace("\n", "\n      "), flush=True)
+    else:
+        RESULTS.append((name, True, ""))
+        print(f"ok    {name}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering helpers.
+
+
+def load_value_sets() -> dict[str, dict[str, Any]]:
+    sets: dict[str, dict[str, Any]] = {"default": {}}
+    for path in sorted(VALUES_DIR.glob("*.yaml")):
+        sets[path.stem] = yaml.safe_load(path.read_text()) or {}
+    return sets
+
+
+def render(values: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """Objects of a render (NOTES.txt apart) and the rendered NOTES.txt."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[dict[str, Any]] = []
+    notes = ""
+    for template, text in sorted(manifests.items()):
+        if template.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc is None:
+                continue
+            assert isinstance(doc, dict), f"{template}: a document is not a mapping"
+            doc["__template__"] = template
+            objects.append(doc)
+    return objects, notes
+
+
+def strip(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "__template__"}
+
+
+def find(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = find(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def deployment_parts(objects: list[dict[str, Any]]) -> tuple[dict, dict, dict]:
+    dep = one(objects, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    containers = [c for c in pod["containers"] if c["name"] == "sentio"]
+    assert len(containers) == 1, "no container named sentio"
+    return dep, pod, containers[0]
+
+
+def parse_args(container: dict[str, Any]) -> dict[str, str]:
+    args = container["args"]
+    assert args[0] == "serve", f"first argument is {args[0]!r}, not 'serve'"
+    parsed: dict[str, str] = {}
+    for arg in args[1:]:
+        assert arg.startswith("--") and "=" in arg, f"argument {arg!r} is not --flag=value"
+        flag, value = arg.split("=", 1)
+        assert flag not in parsed, f"flag {flag} passed twice"
+        parsed[flag] = value
+    return parsed
+
+
+def expect_failure(values: dict[str, Any], pattern: str, errors: tuple[type, ...],
+                   lint_too: bool = True) -> str:
+    """Render (and, for schema errors, lint) must refuse `values` with a message matching
+    `pattern`. Helm's lint only logs a template's `fail`, so the chart's own checks are seen by
+    the render (as by `helm install`) alone."""
+    try:
+        render(values)
+    except errors as exc:
+        message = str(exc)
+        assert re.search(pattern, message, re.S), f"error does not match {pattern!r}: {message}"
+    else:
+        raise AssertionError(f"render accepted bad values {values}")
+    if not lint_too:
+        return message
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
+    joined = "\n".join(report["errors"])
+    assert report["errors"], f"lint accepted bad values {values}"
+    assert re.search(pattern, joined, re.S), f"lint errors do not match {pattern!r}: {joined}"
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks that hold for every value set.
+
+
+def check_kubernetes_schemas(objects: list[dict[str, Any]]) -> None:
+    assert objects, "nothing rendered"
+    seen = set()
+    for obj in objects:
+        clean = strip(obj)
+        key = (clean["kind"], clean["metadata"]["name"])
+        assert key not in seen, f"{key} rendered twice"
+        seen.add(key)
+        crd = CRD_SCHEMAS.get((clean["apiVersion"], clean["kind"]))
+        if crd is not None:
+            jsonschema.validate(clean, json.loads(crd.read_text()))
+            continue
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(clean, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = "/".join(str(p) for p in exc.path)
+                raise AssertionError(
+                    f"{obj['__template__']}: {clean['kind']} {clean['metadata']['name']} "
+                    f"is invalid for Kubernetes {version} at {path}: {exc.message}"
+                ) from None
+
+
+def check_common(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        ns = obj["metadata"].get("namespace")
+        assert ns == NAMESPACE, f"{obj['kind']} {obj['metadata']['name']} in namespace {ns!r}"
+        assert len(obj["metadata"]["name"]) <= 63, f"name too long: {obj['metadata']['name']}"
+
+    dep, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    grpc_port = ports["grpc"]
+    assert args["--grpc-addr"] == f"0.0.0.0:{grpc_port}", args["--grpc-addr"]
+    assert args["--metrics-addr"] == f"0.0.0.0:{ports['metrics']}", args["--metrics-addr"]
+
+    # Probes: native gRPC against grpc.health.v1.Health, on the gRPC port, or on the plaintext
+    # health-only port when the gRPC port speaks TLS (the kubelet's gRPC probes cannot).
+    tls = "--tls-cert" in args
+    probe_port = int(args["--health-addr"].rsplit(":", 1)[1]) if tls else grpc_port
+    if tls:
+        assert ports.get("health") == probe_port, "the health port is not a declared containerPort"
+    else:
+        assert "--health-addr" not in args, "--health-addr without TLS"
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        probe = server.get(kind)
+        assert probe, f"{kind} missing"
+        handlers = {"grpc", "httpGet", "tcpSocket", "exec"} & probe.keys()
+        assert handlers == {"grpc"}, f"{kind} uses {handlers}, not gRPC"
+        assert probe["grpc"]["port"] == probe_port, (
+            f"{kind} probes port {probe['grpc']['port']}, expected {probe_port}"
+        )
+    assert server["readinessProbe"]["grpc"]["service"] == HEALTH_SERVICE
+
+    # Grace period: longer than the preStop sleep plus the server's drain.
+    drain = int(args["--drain-timeout-s"])
+    pre_stop = server.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > drain + pre_stop, f"grace {grace}s <= drain {drain}s + preStop {pre_stop}s"
+
+    # Security: non-root, read-only root filesystem, nothing to escalate with.
+    psc = pod["securityContext"]
+    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
+    assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", psc
+    assert pod.get("automountServiceAccountToken") is False
+    for container in pod["containers"] + pod.get("initContainers", []):
+        sc = container.get("securityContext", {})
+        name = container["name"]
+        assert sc.get("readOnlyRootFilesystem") is True, f"{name}: root filesystem writable"
+        assert sc.get("allowPrivilegeEscalation") is False, f"{name}: privilege escalation"
+        assert sc.get("privileged", False) is False, f"{name}: privileged"
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: capabilities kept"
+        assert not sc.get("capabilities", {}).get("add"), f"{name}: capabilities added"
+        assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{name}: may run as root"
+
+    # Every mount has a volume, and /tmp is writable despite the read-only root.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for container in pod["containers"] + pod.get("initContainers", []):
+        for mount in container.get("volumeMounts", []):
+            assert mount["name"] in volumes, f"{container['name']} mounts unknown {mount['name']}"
+    tmp = [m for m in server["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert tmp and "emptyDir" in volumes[tmp[0]["name"]], "/tmp is not a writable emptyDir"
+
+    # Config checksum on the pod template.
+    checksum = dep["spec"]["template"]["metadata"]["annotations"].get("checksum/config", "")
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum), f"checksum/config is {checksum!r}"
+
+    # Services: the main one and the headless one both select exactly these pods.
+    selector = dep["spec"]["selector"]["matchLabels"]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items(), "the selector does not match the pod labels"
+    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    headless = [s for s in services.values() if s["spec"].get("clusterIP") == "None"]
+    assert len(headless) == 1, "no headless Service"
+    main = [s for s in services.values() if s["spec"].get("clusterIP") != "None"]
+    assert len(main) == 1, "no main Service"
+    for svc in headless + main:
+        assert svc["spec"]["selector"] == selector, f"{svc['metadata']['name']} selects other pods"
+        grpc = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
+        assert grpc and grpc[0]["targetPort"] == "grpc" and grpc[0]["port"] == grpc_port
+    assert not headless[0]["spec"].get("publishNotReadyAddresses"), "draining pods stay in DNS"
+
+    # The ServiceAccount the pods use exists unless an external one is named.
+    sa_name = pod["serviceAccountName"]
+    accounts = [o["metadata"]["name"] for o in find(objects, "ServiceAccount")]
+    assert not accounts or accounts == [sa_name], f"ServiceAccounts {accounts} vs {sa_name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per value set.
+
+
+def check_default(objects: list[dict[str, Any]], notes: str) -> None:
+    dep, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert dep["spec"]["replicas"] == 2
+    assert args["--device"] == "cpu"
+    assert "--model" not in args, "the default uses the model embedded in the binary"
+    assert "--max-connection-age-s" not in args, "connection age is unset by default"
+    assert args["--drain-timeout-s"] == "30" and pod["terminationGracePeriodSeconds"] == 50
+    assert server["image"] == f"ghcr.io/sentio-ser/sentio:{chart['appVersion']}", server["image"]
+    assert "nvidia.com/gpu" not in json.dumps(pod), "GPU resources on a CPU pod"
+    assert server["resources"]["requests"]["cpu"], "no CPU request: the HPA could not work"
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == ["Deployment", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"], kinds
+    assert f"dns:///{RELEASE}-headless.{NAMESPACE}.svc.cluster.local:50051" in notes, notes
+
+
+def check_gpu(objects: list[dict[str, Any]], notes: str) -> None:
+    _, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    assert args["--device"] == "cuda:0"
+    assert args["--model"] == "/opt/sentio/models/default"
+    assert args["--max-batch-size"] == "256" and args["--max-batch-delay-ms"] == "2.5", args
+    assert args["--max-streams"] == "8000", args
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == 1, server["resources"]
+    assert server["resources"]["limits"]["memory"] == "4Gi", "the GPU limit replaced the others"
+    assert server["image"].endswith(":0.1.0-cuda"), server["image"]
+    assert pod["nodeSelector"] == {
+        "kubernetes.io/arch": "amd64",
+        "cloud.google.com/gke-accelerator": "nvidia-l4",
+    }, pod["nodeSelector"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["runtimeClassName"] == "nvidia"
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env.get("CUDA_CACHE_PATH", "").startswith("/tmp/"), "CUDA cache not on a writable path"
+    assert "GPU: cuda:0" in notes
+
+
+def check_autoscaling_monitoring(objects: list[dict[str, Any]], notes: str) -> None:
+    dep, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    assert "replicas" not in dep["spec"], "the HPA owns the replica count"
+    assert args["--max-connection-age-s"] == "300" and args["--log-format"] == "text"
+    assert args["--drain-timeout-s"] == "120"
+    assert pod["terminationGracePeriodSeconds"] == 120 + 10 + 15
+
+    hpa = one(objects, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": dep["metadata"]["name"]}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 30)
+    metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert metrics["Resource"]["resource"]["target"]["averageUtilization"] == 65
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "sentio_active_streams"
+    assert metrics["Pods"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "800"}
+
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "10%"
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+    # The ServiceMonitor scrapes the main Service only (the headless one would double every pod).
+    sm = one(objects, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    wanted = sm["spec"]["selector"]["matchLabels"]
+    matching = [s for s in find(objects, "Service") if wanted.items() <= s["metadata"]["labels"].items()]
+    assert len(matching) == 1 and matching[0]["spec"].get("clusterIP") != "None", matching
+    assert any(p["name"] == "metrics" for p in matching[0]["spec"]["ports"])
+    endpoint = sm["spec"]["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == ("metrics", "/metrics", "10s")
+    assert sm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+
+    netpol = one(objects, "NetworkPolicy")
+    assert netpol["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"] and netpol["spec"]["egress"] == []
+    rules = {r["ports"][0]["port"]: r for r in netpol["spec"]["ingress"]}
+    assert rules["grpc"]["from"][0]["podSelector"]["matchLabels"] == {"app": "media-server"}
+    assert rules["metrics"]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"}
+    assert "Autoscaling: 3..30 replicas" in notes
+
+
+def check_tls_apikeys_pvc(objects: list[dict[str, Any]], notes: str) -> None:
+    _, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+
+    def secret_behind(path: str) -> tuple[str, str]:
+        directory, filename = path.rsplit("/", 1)
+        mount = mounts[directory]
+        assert mount.get("readOnly") is True, f"{directory} is writable"
+        secret = volumes[mount["name"]]["secret"]
+        items = {i["path"]: i["key"] for i in secret.get("items", [])}
+        return secret["secretName"], items.get(filename, filename)
+
+    assert secret_behind(args["--tls-cert"]) == ("sentio-tls", "tls.crt")
+    assert secret_behind(args["--tls-key"]) == ("sentio-tls", "tls.key")
+    assert secret_behind(args["--tls-client-ca"]) == ("media-clients-ca", "ca.crt")
+    assert args["--health-addr"] == "0.0.0.0:50052"
+    assert server["readinessProbe"]["grpc"]["port"] == 50052
+
+    secret_name, key = secret_behind(args["--api-keys-file"])
+    secret = [s for s in find(objects, "Secret") if s["metadata"]["name"] == secret_name]
+    assert len(secret) == 1, f"API-key Secret {secret_name} not rendered"
+    keys = base64.b64decode(secret[0]["data"][key]).decode()
+    assert keys == "k-3f9a1c2e7b\nk-8d04e6b51a\n", repr(keys)
+    annotations = pod_annotations(objects)
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations.get("checksum/api-keys", "")), annotations
+
+    model = mounts["/models"]
+    assert args["--model"] == "/models"
+    assert model["readOnly"] is True and model["subPath"] == "ser-2026-10", model
+    assert volumes[model["name"]]["persistentVolumeClaim"] == {"claimName": "sentio-models", "readOnly": True}
+    assert pod["terminationGracePeriodSeconds"] == 90
+    assert "client certificates required" in notes and "API keys are required" in notes
+
+
+def check_initcontainer_model(objects: list[dict[str, Any]], notes: str) -> None:
+    dep, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    assert dep["metadata"]["name"] == "ser"
+    assert {s["metadata"]["name"] for s in find(objects, "Service")} == {"ser", "ser-headless"}
+    assert not find(objects, "ServiceAccount") and pod["serviceAccountName"] == "voice-workloads"
+    assert not find(objects, "Secret"), "an existing Secret was re-created"
+    assert args["--api-keys-file"] == "/etc/sentio/api-keys/keys.txt"
+    api_volume = [v for v in pod["volumes"] if v["name"] == "api-keys"][0]
+    assert api_volume["secret"]["secretName"] == "sentio-api-keys"
+
+    (init,) = pod["initContainers"]
+    assert init["image"] == "registry.example.com/voice/ser-model:2026.10"
+    assert init["command"] == ["cp", "-R", "/model/.", "/var/lib/sentio/model/"], init["command"]
+    init_mount = init["volumeMounts"][0]
+    server_mount = [m for m in server["volumeMounts"] if m["name"] == init_mount["name"]][0]
+    assert init_mount["mountPath"] == server_mount["mountPath"] == args["--model"] == "/var/lib/sentio/model"
+    assert server_mount["readOnly"] is True and not init_mount.get("readOnly")
+    model_volume = [v for v in pod["volumes"] if v["name"] == init_mount["name"]][0]
+    assert model_volume["emptyDir"] == {"sizeLimit": "512Mi"}
+
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert one(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == "50%"
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["RUST_LOG"] == "sentio=debug,info"
+    assert "dns:///ser-headless.voice.svc.cluster.local:50051" in notes
+
+
+def pod_annotations(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+
+
+SET_CHECKS: dict[str, Callable[[list[dict[str, Any]], str], None]] = {
+    "default": check_default,
+    "gpu": check_gpu,
+    "autoscaling-monitoring": check_autoscaling_monitoring,
+    "tls-apikeys-pvc": check_tls_apikeys_pvc,
+    "initcontainer-model": check_initcontainer_model,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Values, schema and README in step.
+
+
+def check_docs() -> None:
+    """Every value has a schema entry, a `# --` description and a README row, and back."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(schema_node: dict[str, Any], values_node: dict[str, Any], prefix: str) -> None:
+        props = schema_node.get("properties", {})
+        for key in values_node:
+            assert key in props, f"{prefix}{key} is in values.yaml but not in the schema"
+        for key, sub in props.items():
+            if key == "global":
+                continue
+            assert key in values_node, f"{prefix}{key} is in the schema but not in values.yaml"
+            if readme_values.is_group(sub):
+                walk(sub, values_node[key], f"{prefix}{key}.")
+
+    assert schema.get("additionalProperties") is False, "the schema accepts unknown top-level keys"
+    walk(schema, values, "")
+    readme = (CHART / "README.md").read_text()
+    generated = readme_values.table()
+    assert readme_values.replace(readme, generated) == readme, (
+        "README.md's values table is stale: run helm/tests/readme_values.py --write")
+    for doc in ("../DEPLOYING.md",):
+        assert (CHART / doc).exists(), f"{doc} missing"
+
+
+def check_defaults_valid() -> None:
+    with helm.Chart.load(CHART) as chart:
+        assert chart.schema is not None, "the chart ships no values.schema.json"
+        chart.validate_schema(chart.values)
+        for name, values in load_value_sets().items():
+            chart.validate_schema(chart.merge_values(values))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    helm.disable_logging()
+    print(f"helm {helm.helm_sdk_version()} (helm-python-sdk {helm.__version__}), "
+          f"kubernetes-validate {kubernetes_validate.__version__}, Kubernetes {', '.join(KUBE_VERSIONS)}")
+    value_sets = load_value_sets()
+    missing = set(SET_CHECKS) - set(value_sets)
+    assert not missing, f"value sets missing from {VALUES_DIR}: {missing}"
+
+    for name, values in value_sets.items():
+        for version in KUBE_VERSIONS:
+            def lint(values=values, version=version) -> None:
+                report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE,
+                                   kube_version=f"v{version}.0")
+                problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+                assert report["total_charts_linted"] == 1 and not problems, problems
+            case(f"lint --strict [{name}] Kubernetes {version}", lint)
+
+    for name, values in value_sets.items():
+        rendered: dict[str, Any] = {}
+
+        def do_render(values=values, rendered=rendered) -> None:
+            rendered["objects"], rendered["notes"] = render(values)
+
+        case(f"render [{name}]", do_render)
+        if "objects" not in rendered:
+            continue
+        objects, notes = rendered["objects"], rendered["notes"]
+        case(f"Kubernetes {' and '.join(KUBE_VERSIONS)} schemas (strict) [{name}]: "
+             f"{len(objects)} objects", lambda objects=objects: check_kubernetes_schemas(objects))
+        case(f"probes, grace period, securityContext, services [{name}]",
+             lambda objects=objects: check_common(objects))
+        if name in SET_CHECKS:
+            case(f"value-set specifics [{name}]",
+                 lambda objects=objects, notes=notes, fn=SET_CHECKS[name]: fn(objects, notes))
+
+    def checksum_rolls() -> None:
+        base = pod_annotations(render({})[0])["checksum/config"]
+        changed = pod_annotations(render({"server": {"maxBatchSize": 32}})[0])["checksum/config"]
+        unrelated = pod_annotations(render({"replicaCount": 5})[0])["checksum/config"]
+        assert base != changed, "a server flag change does not change checksum/config"
+        assert base == unrelated, "replicaCount changes checksum/config (needless rollouts)"
+
+    case("checksum/config changes with server flags only", checksum_rolls)
+
+    values_errors = (helm.HelmValuesError,)
+    render_errors = (helm.HelmRenderError, helm.HelmValuesError)
+    bad_values = [
+        ("misspelled top-level key", {"replicaCont": 3}, r"additional propert.*replicaCont"),
+        ("misspelled nested key", {"server": {"maxBatchSise": 8}}, r"additional propert.*maxBatchSise"),
+        ("string replicaCount", {"replicaCount": "3"}, r"/replicaCount.*want integer"),
+        ("unknown log format", {"server": {"logFormat": "xml"}}, r"/server/logFormat"),
+        ("malformed GPU device", {"gpu": {"enabled": True, "device": "gpu0"}}, r"/gpu/device"),
+        ("port out of range", {"ports": {"grpc": 70000}}, r"/ports/grpc"),
+        ("negative drain", {"server": {"drainTimeoutS": -1}}, r"/server/drainTimeoutS"),
+        ("unknown model source", {"model": {"source": "s3"}}, r"/model/source"),
+    ]
+    for label, values, pattern in bad_values:
+        case(f"schema rejects {label}",
+             lambda values=values, pattern=pattern: expect_failure(values, pattern, values_errors))
+
+    bad_combinations = [
+        ("grace period not above the drain", {"terminationGracePeriodSeconds": 35},
+         r"terminationGracePeriodSeconds \(35\) must exceed"),
+        ("TLS without a Secret", {"tls": {"enabled": True}}, r"tls.secretName"),
+        ("API keys without keys", {"apiKeys": {"enabled": True}}, r"apiKeys.existingSecret"),
+        ("PVC model without a claim", {"model": {"source": "pvc"}}, r"model.pvc.claimName"),
+        ("clashing ports", {"ports": {"grpc": 9464}}, r"must all differ"),
+        ("autoscaling without a metric",
+         {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}, r"needs a metric"),
+    ]
+    for label, values, pattern in bad_combinations:
+        case(f"chart refuses {label}",
+             lambda values=values, pattern=pattern: expect_failure(values, pattern, render_errors,
+                                                                   lint_too=False))
+
+    case("default values and every value set pass the schema", check_defaults_valid)
+    case("values.yaml, values.schema.json and README.md list the same values", check_docs)
+
+    passed = sum(1 for _, ok, _ in RESULTS if ok)
+    failed = len(RESULTS) - passed
+    print()
+    for name, ok, detail in RESULTS:
+        if not ok:
+            print(f"failed: {name}")
+    print(f"chart: {passed} passed, {failed} failed")
+    return 1 if failed or not RESULTS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+//! Whole-clip classification: every window of a recording is classified and the clip's
+//! distribution is the mean over its speech windows, the same rule for `sentio classify`,
+//! the `Classify` RPC and a stream's summary.
+
+use serde::Serialize;
+
+use crate::audio::DecodedAudio;
+use crate::error::Result;
+use crate::model::Model;
+use crate::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
+
+/// One window's result; `probabilities` is `None` for silence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowResult {
+    pub index: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub speech: bool,
+    pub emotion: String,
+    pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<f32>>,
+}
+
+impl WindowResult {
+    pub fn new(
+        labels: &[String],
+        window: &PreparedWindow,
+        probabilities: Option<Vec<f32>>,
+    ) -> Self {
+        let (emotion, confidence) = match &probabilities {
+            Some(p) => top(labels, p),
+            None => ("silence".to_string(), 0.0),
+        };
+        Self {
+            index: window.index,
+            start_ms: window.start_ms,
+            end_ms: window.end_ms,
+            speech: probabilities.is_some(),
+            emotion,
+            confidence,
+            probabilities,
+        }
+    }
+}
+
+/// The label with the highest probability, and that probability.
+pub fn top(labels: &[String], probabilities: &[f32]) -> (String, f32) {
+    let best = (0..probabilities.len()).fold(0, |b, i| {
+        if probabilities[i] > probabilities[b] {
+            i
+        } else {
+            b
+        }
+    });
+    (
+        labels.get(best).cloned().unwrap_or_default(),
+        probabilities.get(best).copied().unwrap_or(0.0),
+    )
+}
+
+/// A recording's decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClipPrediction {
+    /// Top emotion of the mean distribution, or "silence" when no window held speech.
+    pub emotion: String,
+    pub confidence: f32,
+    /// Mean probability per label over the speech windows (empty without speech).
+    pub mean: Vec<f32>,
+    pub windows: Vec<WindowResult>,
+    pub audio_ms: u64,
+}
+
+/// Mean of the speech windows' probabilities.
+pub fn aggregate(labels: &[String], windows: Vec<WindowResult>, audio_ms: u64) -> ClipPrediction {
+    let speech: Vec<&Vec<f32>> = windows
+        .iter()
+        .filter_map(|w| w.probabilities.as_ref())
+        .collect();
+    let mean: Vec<f32> = if speech.is_empty() {
+        Vec::new()
+    } else {
+        (0..labels.len())
+            .map(|c| speech.iter().map(|p| p[c]).sum::<f32>() / speech.len() as f32)
+            .collect()
+    };
+    let (emotion, confidence) = if mean.is_empty() {
+        ("silence".to_string(), 0.0)
+    } else {
+        top(labels, &mean)
+    };
+    ClipPrediction {
+        emotion,
+        confidence,
+        mean,
+        windows,
+        audio_ms,
+    }
+}
+
+/// Runs a whole recording through the stream pipeline and the model, in batches.
+pub fn classify_audio(
+    model: &Model,
+    audio: &DecodedAudio,
+    silence_dbfs: f32,
+) -> Result<ClipPrediction> {
+    let card = &model.card;
+    let spec = WindowSpec::resolve(card, 0, 0)?;
+    let mut pipeline = WindowPipeline::new(card, audio.sample_rate, spec, silence_dbfs)?;
+    let mut prepared = Vec::new();
+    pipeline.push(&audio.samples, &mut prepared)?;
+    pipeline.finish(&mut prepared)?;
+    let mut results = Vec::with_capacity(prepared.len());
+    for chunk in prepared.chunks(64) {
+        let inputs: Vec<_> = chunk.iter().filter_map(|w| w.input.as_ref()).collect();
+        let mut probabilities = model.predict(&inputs)?.into_iter();
+        for window in chunk {
+            let p = window.input.as_ref().and_then(|_| probabilities.next());
+            results.push(WindowResult::new(&card.labels, window, p));
+        }
+    }
+    Ok(aggregate(&card.labels, results, pipeline.audio_ms()))
+}

@@ -1,0 +1,145 @@
+//! The streaming gRPC server: the service, per-stream sessions, the cross-client batcher
+//! and its model thread, Prometheus metrics, health, reflection and graceful draining.
+
+pub mod batcher;
+pub mod config;
+pub mod metrics;
+pub mod service;
+pub mod session;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use batcher::{Batcher, BatcherConfig};
+pub use config::{LogFormat, ServeConfig};
+
+use crate::model::Model;
+use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
+use service::EmotionService;
+use session::SessionContext;
+
+/// The gRPC service name, as health checks report it.
+pub const SERVICE_NAME: &str = "sentio.v1.EmotionRecognizer";
+
+/// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, new streams get
+/// UNAVAILABLE, open streams stop reading, finish their windows and receive their summary,
+/// all within the drain timeout.
+pub async fn serve(
+    grpc: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: ServeConfig,
+    model: Model,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> crate::Result<()> {
+    let prometheus = metrics::install();
+    if let Some(listener) = metrics_listener {
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(prometheus.render())),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
+    let device = format!("{:?}", model.device()).to_lowercase();
+    let card = model.card.clone();
+    let batcher_config = BatcherConfig {
+        max_batch_size: config.max_batch_size.max(1),
+        max_batch_delay: config.max_batch_delay(),
+        queue_capacity: config.queue_capacity.max(1),
+    };
+    let (batcher, worker) = Batcher::start(Arc::new(model), batcher_config);
+    let stop = CancellationToken::new();
+    let ctx = Arc::new(SessionContext {
+        card,
+        batcher,
+        config: config.clone(),
+        shutdown: stop.clone(),
+    });
+    let tracker = TaskTracker::new();
+    let service = EmotionService {
+        ctx: ctx.clone(),
+        streams: Arc::new(Semaphore::new(config.max_streams)),
+        tracker: tracker.clone(),
+        next_id: AtomicU64::new(1),
+        device,
+    };
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<EmotionRecognizerServer<EmotionService>>()
+        .await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
+    let limit = config.max_message_bytes;
+    let recognizer = EmotionRecognizerServer::new(service)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
+    // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
+    let server_stop = CancellationToken::new();
+    let server_stop_signal = server_stop.clone();
+    let drain_timeout = config.drain_timeout();
+    let drain = {
+        let (stop, tracker, health, server_stop) = (
+            stop.clone(),
+            tracker.clone(),
+            health_reporter.clone(),
+            server_stop.clone(),
+        );
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(timeout_s = drain_timeout.as_secs(), "draining streams");
+            health
+                .set_not_serving::<EmotionRecognizerServer<EmotionService>>()
+                .await;
+            stop.cancel();
+            tracker.close();
+            if tokio::time::timeout(drain_timeout, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("drain timeout: some streams did not finish");
+            }
+            server_stop.cancel();
+        })
+    };
+    let incoming = TcpListenerStream::new(grpc);
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(recognizer)
+        .serve_with_incoming_shutdown(
+            incoming,
+            async move { server_stop_signal.cancelled().await },
+        );
+    let grace = async {
+        server_stop.cancelled().await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|e| crate::Error::Config(format!("gRPC server: {e}")))?,
+        _ = grace => tracing::info!("closing remaining connections"),
+    }
+    drain.abort();
+    drop(ctx);
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

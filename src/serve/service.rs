@@ -1,0 +1,225 @@
+//! The gRPC service, kept thin: admission (stream limit, draining), then hand-off to a
+//! session task, the Classify pipeline, or the model card.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::metrics;
+use super::session::{self, SessionContext};
+use super::status::counted;
+use crate::audio::{DecodedAudio, PcmDecoder, SampleFormat, decode_file};
+use crate::classify::{WindowResult, aggregate};
+use crate::pipeline::{WindowPipeline, WindowSpec, hop_granularity_ms};
+use crate::proto::emotion_recognizer_server::EmotionRecognizer;
+use crate::proto::{
+    AudioEncoding, ClassifyRequest, ClassifyResponse, EmotionScore, GetModelInfoRequest, ModelInfo,
+    StreamEmotionsRequest, StreamEmotionsResponse, WindowPrediction,
+};
+
+pub struct EmotionService {
+    pub ctx: Arc<SessionContext>,
+    pub streams: Arc<Semaphore>,
+    pub tracker: TaskTracker,
+    pub next_id: AtomicU64,
+    pub device: String,
+}
+
+#[tonic::async_trait]
+impl EmotionRecognizer for EmotionService {
+    type StreamEmotionsStream = ReceiverStream<Result<StreamEmotionsResponse, Status>>;
+
+    async fn stream_emotions(
+        &self,
+        request: Request<Streaming<StreamEmotionsRequest>>,
+    ) -> Result<Response<Self::StreamEmotionsStream>, Status> {
+        if self.ctx.shutdown.is_cancelled() {
+            return Err(counted(Status::unavailable(
+                "the server is shutting down; reconnect to another instance",
+            )));
+        }
+        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
+            counted(Status::resource_exhausted(format!(
+                "the server is at its limit of {} concurrent streams",
+                self.ctx.config.max_streams
+            )))
+        })?;
+        let (tx, rx) = mpsc::channel(self.ctx.config.max_windows_in_flight.max(1) + 2);
+        let ctx = self.ctx.clone();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let inbound = request.into_inner();
+        metrics::stream_opened();
+        self.tracker.spawn(async move {
+            let outcome = session::run(ctx, inbound, tx, id).await;
+            metrics::stream_closed(outcome);
+            drop(permit);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn classify(
+        &self,
+        request: Request<ClassifyRequest>,
+    ) -> Result<Response<ClassifyResponse>, Status> {
+        let request = request.into_inner();
+        let config = &self.ctx.config;
+        if request.audio.len() > config.max_classify_bytes {
+            return Err(counted(Status::resource_exhausted(format!(
+                "{} bytes of audio exceed the Classify limit of {} bytes; stream long recordings instead",
+                request.audio.len(),
+                config.max_classify_bytes
+            ))));
+        }
+        let max_seconds = config.max_classify_seconds;
+        let audio = tokio::task::spawn_blocking(move || decode_request(request))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(counted)?;
+        if audio.duration_seconds() > max_seconds as f64 {
+            return Err(counted(Status::resource_exhausted(format!(
+                "{:.1} s of audio exceed the Classify limit of {max_seconds} s",
+                audio.duration_seconds()
+            ))));
+        }
+        let card = self.ctx.card.clone();
+        let silence = config.silence_dbfs;
+        let (prepared, audio_ms) = tokio::task::spawn_blocking(move || {
+            let spec = WindowSpec::resolve(&card, 0, 0)?;
+            let mut pipeline = WindowPipeline::new(&card, audio.sample_rate, spec, silence)?;
+            let mut prepared = Vec::new();
+            pipeline.push(&audio.samples, &mut prepared)?;
+            pipeline.finish(&mut prepared)?;
+            Ok::<_, crate::Error>((prepared, pipeline.audio_ms()))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| counted(e.into()))?;
+        let mut replies = Vec::with_capacity(prepared.len());
+        for window in &prepared {
+            let reply = match &window.input {
+                Some(input) => Some(self.ctx.batcher.submit(input.clone()).await),
+                None => None,
+            };
+            replies.push(reply);
+        }
+        let labels = &self.ctx.card.labels;
+        let mut results = Vec::with_capacity(prepared.len());
+        for (window, reply) in prepared.iter().zip(replies) {
+            let probabilities = match reply {
+                Some(r) => Some(
+                    r.await
+                        .map_err(|_| Status::internal("model worker stopped"))?
+                        .map_err(|e| counted(Status::internal(e.to_string())))?,
+                ),
+                None => None,
+            };
+            results.push(WindowResult::new(labels, window, probabilities));
+        }
+        let clip = aggregate(labels, results, audio_ms);
+        let scores = labels
+            .iter()
+            .zip(&clip.mean)
+            .map(|(l, &p)| EmotionScore {
+                emotion: l.clone(),
+                probability: p,
+            })
+            .collect();
+        let windows = clip
+            .windows
+            .iter()
+            .map(|w| WindowPrediction {
+                window_index: w.index,
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                scores: w
+                    .probabilities
+                    .iter()
+                    .flat_map(|p| {
+                        labels.iter().zip(p).map(|(l, &v)| EmotionScore {
+                            emotion: l.clone(),
+                            probability: v,
+                        })
+                    })
+                    .collect(),
+                emotion: w.emotion.clone(),
+                confidence: w.confidence,
+                speech: w.speech,
+                latency_us: 0,
+            })
+            .collect();
+        Ok(Response::new(ClassifyResponse {
+            emotion: clip.emotion,
+            confidence: clip.confidence,
+            scores,
+            windows,
+            audio_ms,
+            model_id: self.ctx.card.id.clone(),
+        }))
+    }
+
+    async fn get_model_info(
+        &self,
+        _request: Request<GetModelInfoRequest>,
+    ) -> Result<Response<ModelInfo>, Status> {
+        let card = &self.ctx.card;
+        Ok(Response::new(ModelInfo {
+            model_id: card.id.clone(),
+            kind: serde_json::to_value(card.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            labels: card.labels.clone(),
+            sample_rate_hz: card.features.sr,
+            default_window_ms: card.window_ms,
+            default_hop_ms: card.hop_ms,
+            min_window_ms: card.min_window_ms,
+            max_window_ms: card.max_window_ms,
+            hop_granularity_ms: hop_granularity_ms(card),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            metrics_json: card.metrics.to_string(),
+            device: self.device.clone(),
+        }))
+    }
+}
+
+/// A Classify payload: a container file, or raw samples with their format.
+fn decode_request(request: ClassifyRequest) -> Result<DecodedAudio, Status> {
+    let invalid = |e: crate::Error| Status::invalid_argument(e.to_string());
+    let format = match AudioEncoding::try_from(request.encoding) {
+        Ok(AudioEncoding::Unspecified) => return decode_file(request.audio, None).map_err(invalid),
+        Ok(AudioEncoding::PcmS16le) => SampleFormat::S16Le,
+        Ok(AudioEncoding::PcmF32le) => SampleFormat::F32Le,
+        Ok(AudioEncoding::Mulaw) => SampleFormat::MuLaw,
+        Ok(AudioEncoding::Alaw) => SampleFormat::ALaw,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "encoding {} is not a known AudioEncoding",
+                request.encoding
+            )));
+        }
+    };
+    let rate =
+        crate::audio::resample::validate_rate(request.sample_rate_hz as u64).map_err(invalid)?;
+    let mut decoder = PcmDecoder::new(format, request.channels.max(1) as usize).map_err(invalid)?;
+    let mut samples = Vec::new();
+    decoder
+        .decode(&request.audio, &mut samples)
+        .map_err(invalid)?;
+    if decoder.pending_bytes() != 0 {
+        return Err(Status::invalid_argument(format!(
+            "raw audio ends with {} bytes of an incomplete frame",
+            decoder.pending_bytes()
+        )));
+    }
+    if samples.is_empty() {
+        return Err(Status::invalid_argument("no audio samples"));
+    }
+    Ok(DecodedAudio {
+        samples,
+        sample_rate: rate,
+    })
+}

@@ -1,0 +1,148 @@
+//! A real server on 127.0.0.1 with the shipped model, and a client for it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sentio::audio::SampleFormat;
+use sentio::audio::pcm::encode;
+use sentio::model::Model;
+use sentio::proto::emotion_recognizer_client::EmotionRecognizerClient;
+use sentio::proto::{
+    AudioEncoding, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamSummary,
+    WindowPrediction, stream_emotions_request::Request, stream_emotions_response::Response,
+};
+use sentio::serve::ServeConfig;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<sentio::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::defaults();
+        tweak(&mut config);
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, metrics_addr) = (grpc.local_addr().unwrap(), metrics.local_addr().unwrap());
+        let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sentio::serve::serve(
+            grpc,
+            Some(metrics),
+            config,
+            model,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            metrics_addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> EmotionRecognizerClient<Channel> {
+        EmotionRecognizerClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// What SIGTERM does: starts the drain.
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .unwrap();
+        socket
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        socket.read_to_string(&mut body).await.unwrap();
+        body
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The long speech fixture as s16le bytes at 16 kHz.
+pub fn speech_bytes() -> Vec<u8> {
+    let audio = sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap();
+    encode(&audio.samples, SampleFormat::S16Le)
+}
+
+pub fn config(encoding: AudioEncoding, rate: u32) -> StreamConfig {
+    StreamConfig {
+        encoding: encoding as i32,
+        sample_rate_hz: rate,
+        channels: 1,
+        ..Default::default()
+    }
+}
+
+pub fn requests(config: StreamConfig, audio: &[u8], chunk: usize) -> Vec<StreamEmotionsRequest> {
+    let mut out = vec![StreamEmotionsRequest {
+        request: Some(Request::Config(config)),
+    }];
+    out.extend(audio.chunks(chunk.max(1)).map(|c| StreamEmotionsRequest {
+        request: Some(Request::Audio(c.to_vec())),
+    }));
+    out
+}
+
+/// Everything a stream returned, or the status that ended it.
+#[derive(Debug, Default)]
+pub struct StreamResult {
+    pub started: bool,
+    pub predictions: Vec<WindowPrediction>,
+    pub summary: Option<StreamSummary>,
+    pub status: Option<tonic::Status>,
+}
+
+pub async fn run_stream(
+    client: &mut EmotionRecognizerClient<Channel>,
+    requests: Vec<StreamEmotionsRequest>,
+) -> StreamResult {
+    let mut result = StreamResult::default();
+    let mut inbound = match client.stream_emotions(tokio_stream::iter(requests)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            result.status = Some(status);
+            return result;
+        }
+    };
+    loop {
+        match inbound.message().await {
+            Ok(Some(StreamEmotionsResponse { response: Some(r) })) => match r {
+                Response::Started(_) => result.started = true,
+                Response::Prediction(p) => result.predictions.push(p),
+                Response::Summary(s) => result.summary = Some(s),
+            },
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(status) => {
+                result.status = Some(status);
+                break;
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,359 @@
+//! The streaming server end to end, on 127.0.0.1 with the shipped model and real speech.
+
+mod common;
+
+use common::*;
+use sentio::classify::classify_audio;
+use sentio::model::Model;
+use sentio::proto::{
+    AudioEncoding, ClassifyRequest, GetModelInfoRequest, StreamEmotionsRequest,
+    stream_emotions_request::Request,
+};
+
+fn mean_scores(predictions: &[sentio::proto::WindowPrediction]) -> Vec<f32> {
+    let speech: Vec<_> = predictions.iter().filter(|p| p.speech).collect();
+    (0..8)
+        .map(|c| speech.iter().map(|p| p.scores[c].probability).sum::<f32>() / speech.len() as f32)
+        .collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol, "{what}: {a:?} vs {b:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_clip_matches_classify_and_any_chunking() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.client().await;
+    let audio = speech_bytes();
+    let mut runs = Vec::new();
+    for chunk in [320, 4_001, 17, audio.len()] {
+        let result = run_stream(
+            &mut client,
+            requests(config(AudioEncoding::PcmS16le, 16_000), &audio, chunk),
+        )
+        .await;
+        assert!(
+            result.status.is_none(),
+            "chunk {chunk}: {:?}",
+            result.status
+        );
+        assert!(result.started);
+        let summary = result.summary.clone().expect("summary");
+        assert_eq!(summary.end_reason, "completed");
+        assert_eq!(summary.audio_ms, 6500);
+        let indices: Vec<u64> = result.predictions.iter().map(|p| p.window_index).collect();
+        assert_eq!(
+            indices,
+            (0..indices.len() as u64).collect::<Vec<_>>(),
+            "windows in order"
+        );
+        for p in &result.predictions {
+            let sum: f32 = p.scores.iter().map(|s| s.probability).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+        }
+        runs.push(result);
+    }
+    // 6.5 s with 2 s windows every 1 s: windows at 0..5 s, plus the 0.5 s tail at 5.0 s.
+    assert_eq!(runs[0].predictions.len(), 6);
+    assert_eq!(
+        (
+            runs[0].predictions[5].start_ms,
+            runs[0].predictions[5].end_ms
+        ),
+        (5000, 6500)
+    );
+    for run in &runs[1..] {
+        assert_eq!(run.predictions.len(), runs[0].predictions.len());
+        for (a, b) in run.predictions.iter().zip(&runs[0].predictions) {
+            assert_eq!(
+                (a.start_ms, a.end_ms, &a.emotion),
+                (b.start_ms, b.end_ms, &b.emotion)
+            );
+            let pa: Vec<f32> = a.scores.iter().map(|s| s.probability).collect();
+            let pb: Vec<f32> = b.scores.iter().map(|s| s.probability).collect();
+            assert_close(&pa, &pb, 1e-5, "same window, other chunking");
+        }
+    }
+    // The clip-level mean equals `sentio classify` (offline) and the Classify RPC.
+    let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
+    let offline = classify_audio(
+        &model,
+        &sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap(),
+        sentio::pipeline::DEFAULT_SILENCE_DBFS,
+    )
+    .unwrap();
+    let streamed = mean_scores(&runs[0].predictions);
+    assert_close(&streamed, &offline.mean, 1e-5, "stream vs sentio classify");
+    let summary_mean: Vec<f32> = runs[0]
+        .summary
+        .as_ref()
+        .unwrap()
+        .mean_scores
+        .iter()
+        .map(|s| s.probability)
+        .collect();
+    assert_close(
+        &summary_mean,
+        &offline.mean,
+        1e-5,
+        "summary vs sentio classify",
+    );
+    let file = std::fs::read(fixture("speech_long_16k.wav")).unwrap();
+    let rpc = client
+        .classify(ClassifyRequest {
+            audio: file,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rpc_mean: Vec<f32> = rpc.scores.iter().map(|s| s.probability).collect();
+    assert_close(
+        &rpc_mean,
+        &offline.mean,
+        1e-5,
+        "Classify RPC vs sentio classify",
+    );
+    assert_eq!(rpc.emotion, offline.emotion);
+    assert_eq!(rpc.windows.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telephone_audio_in_every_encoding_and_rate_is_understood() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.client().await;
+    let speech = sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap();
+    for (encoding, format, rate) in [
+        (
+            AudioEncoding::Mulaw,
+            sentio::audio::SampleFormat::MuLaw,
+            8_000,
+        ),
+        (
+            AudioEncoding::Alaw,
+            sentio::audio::SampleFormat::ALaw,
+            8_000,
+        ),
+        (
+            AudioEncoding::PcmF32le,
+            sentio::audio::SampleFormat::F32Le,
+            48_000,
+        ),
+    ] {
+        let samples =
+            sentio::audio::StreamResampler::resample_all(16_000, rate, &speech.samples).unwrap();
+        let bytes = sentio::audio::pcm::encode(&samples, format);
+        let result = run_stream(&mut client, requests(config(encoding, rate), &bytes, 1000)).await;
+        assert!(result.status.is_none(), "{encoding:?}: {:?}", result.status);
+        assert_eq!(result.predictions.len(), 6, "{encoding:?}");
+        assert_eq!(result.summary.unwrap().audio_ms, 6500, "{encoding:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_streams_complete_in_order() {
+    let server = TestServer::start(|_| {}).await;
+    let audio = speech_bytes();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let mut client = server.client().await;
+        let audio = audio.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut cfg = config(AudioEncoding::PcmS16le, 16_000);
+            cfg.stream_id = format!("call-{i}");
+            run_stream(&mut client, requests(cfg, &audio, 3_200 + i)).await
+        }));
+    }
+    let mut first: Option<Vec<String>> = None;
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert!(result.status.is_none(), "{:?}", result.status);
+        let indices: Vec<u64> = result.predictions.iter().map(|p| p.window_index).collect();
+        assert_eq!(indices, (0..6).collect::<Vec<_>>());
+        let emotions: Vec<String> = result
+            .predictions
+            .iter()
+            .map(|p| p.emotion.clone())
+            .collect();
+        assert_eq!(
+            first.get_or_insert(emotions.clone()),
+            &emotions,
+            "the same audio gives the same windows"
+        );
+        assert!(result.summary.is_some());
+    }
+}
+
+#[test]
+fn a_window_alone_equals_the_same_window_in_a_batch_of_64() {
+    let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
+    let speech = sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap();
+    let window = model.window_input(&speech.samples[..32_000]).unwrap();
+    let other = model.window_input(&speech.samples[16_000..48_000]).unwrap();
+    let alone = model.predict(&[&window]).unwrap().remove(0);
+    let mut batch: Vec<&sentio::model::WindowInput> = vec![&other; 63];
+    batch.insert(17, &window);
+    let batched = model.predict(&batch).unwrap().remove(17);
+    // GEMM blocking can change float rounding with the batch size; 1e-5 is far below any
+    // decision boundary that matters (probabilities are reported to 3 digits).
+    assert_close(&alone, &batched, 1e-5, "alone vs in a batch of 64");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_invalid_argument_and_other_streams_carry_on() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.client().await;
+    let audio = speech_bytes();
+    // A healthy stream runs throughout.
+    let mut healthy_client = server.client().await;
+    let healthy = tokio::spawn({
+        let audio = audio.clone();
+        async move {
+            run_stream(
+                &mut healthy_client,
+                requests(config(AudioEncoding::PcmS16le, 16_000), &audio, 640),
+            )
+            .await
+        }
+    });
+    let audio_msg = |b: &[u8]| StreamEmotionsRequest {
+        request: Some(Request::Audio(b.to_vec())),
+    };
+    let config_msg = |c| StreamEmotionsRequest {
+        request: Some(Request::Config(c)),
+    };
+    let nan: Vec<u8> = [0.1f32, f32::NAN]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let cases: Vec<(&str, Vec<StreamEmotionsRequest>, &str)> = vec![
+        (
+            "chunk before config",
+            vec![audio_msg(&audio[..100])],
+            "first message",
+        ),
+        (
+            "sample rate 0",
+            vec![config_msg(config(AudioEncoding::PcmS16le, 0))],
+            "sample_rate",
+        ),
+        (
+            "unspecified encoding",
+            vec![config_msg(config(AudioEncoding::Unspecified, 16_000))],
+            "encoding",
+        ),
+        (
+            "NaN samples",
+            vec![
+                config_msg(config(AudioEncoding::PcmF32le, 16_000)),
+                audio_msg(&nan),
+            ],
+            "not finite",
+        ),
+        (
+            "config twice",
+            vec![
+                config_msg(config(AudioEncoding::PcmS16le, 16_000)),
+                config_msg(config(AudioEncoding::PcmS16le, 16_000)),
+            ],
+            "twice",
+        ),
+    ];
+    for (what, messages, needle) in cases {
+        let result = run_stream(&mut client, messages).await;
+        let status = result.status.unwrap_or_else(|| panic!("{what}: no error"));
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
+        assert!(
+            status.message().contains(needle),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    let healthy = healthy.await.unwrap();
+    assert!(healthy.status.is_none(), "{:?}", healthy.status);
+    assert_eq!(healthy.predictions.len(), 6);
+    // The server still answers.
+    let info = client
+        .get_model_info(GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.labels.len(), 8);
+    assert_eq!(info.sample_rate_hz, 16_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_serving_and_shutdown_still_delivers_summaries() {
+    let mut server = TestServer::start(|c| c.drain_timeout_s = 10).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "sentio.v1.EmotionRecognizer"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            status.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    // A stream that has sent 3.5 s of audio and keeps its request side open.
+    let mut client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    for message in requests(
+        config(AudioEncoding::PcmS16le, 16_000),
+        &speech_bytes()[..112_000],
+        3_200,
+    ) {
+        tx.send(message).await.unwrap();
+    }
+    let mut inbound = client
+        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut predictions = 0;
+    while predictions < 2 {
+        if let Some(sentio::proto::stream_emotions_response::Response::Prediction(_)) =
+            inbound.message().await.unwrap().unwrap().response
+        {
+            predictions += 1;
+        }
+    }
+    server.shutdown();
+    let mut summary = None;
+    while let Some(message) = inbound.message().await.unwrap() {
+        match message.response {
+            Some(sentio::proto::stream_emotions_response::Response::Prediction(_)) => {
+                predictions += 1
+            }
+            Some(sentio::proto::stream_emotions_response::Response::Summary(s)) => {
+                summary = Some(s)
+            }
+            _ => {}
+        }
+    }
+    let summary = summary.expect("a summary after shutdown");
+    assert_eq!(summary.end_reason, "server shutting down");
+    assert_eq!(summary.audio_ms, 3500);
+    // Windows at 0 and 1 s are whole; the 1.5 s tail from 2 s is flushed on shutdown.
+    assert_eq!((predictions, summary.windows), (3, 3));
+    drop(tx);
+    server.task.await.unwrap().unwrap();
+}
