@@ -1,1 +1,74 @@
-fn main() {}
+//! Front-end speed: features of a 3 s clip per feature family (compare with librosa via
+//! `benches/peers/librosa_features.py`), and the per-hop cost of the streaming front end
+//! (decode + resample + incremental log-mel for 10 ms of 8 kHz mu-law audio).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sentio::FeatureConfig;
+use sentio::audio::pcm::encode;
+use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, decode_path};
+use sentio::features::{self, FeatureKind, StreamingLogMel};
+use sentio::model::seed::seed_features;
+
+fn clip_3s(rate: u32) -> Vec<f32> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech_long_16k.wav");
+    let audio = decode_path(&path).unwrap();
+    let y = StreamResampler::resample_all(16_000, rate, &audio.samples).unwrap();
+    y[..3 * rate as usize].to_vec()
+}
+
+fn clip_features(c: &mut Criterion) {
+    let librosa = FeatureConfig::default();
+    let y22 = clip_3s(librosa.sr);
+    let mut group = c.benchmark_group("clip_3s_librosa_defaults_22k");
+    for kind in [
+        FeatureKind::Mel,
+        FeatureKind::Logmel,
+        FeatureKind::Mfcc,
+        FeatureKind::Chroma,
+        FeatureKind::Zcr,
+        FeatureKind::Rms,
+    ] {
+        group.bench_function(format!("{kind:?}").to_lowercase(), |b| {
+            b.iter(|| features::compute(kind, &y22, &librosa).unwrap())
+        });
+    }
+    group.bench_function("seed_162_vector", |b| {
+        b.iter(|| seed_features(&y22, &librosa).unwrap())
+    });
+    group.finish();
+    let streaming = FeatureConfig::streaming_16k();
+    let y16 = clip_3s(16_000);
+    c.bench_function("clip_3s_logmel_16k_512_160_64", |b| {
+        b.iter(|| features::compute(FeatureKind::Logmel, &y16, &streaming).unwrap())
+    });
+}
+
+fn per_hop(c: &mut Criterion) {
+    let config = FeatureConfig::streaming_16k();
+    let y8 = clip_3s(8_000);
+    let bytes = encode(&y8, SampleFormat::MuLaw);
+    // One hop of 8 kHz mu-law = 80 bytes; run a whole 3 s stream and divide by its 300 hops.
+    c.bench_function(
+        "stream_3s_mulaw8k_decode_resample_logmel_per_300_hops",
+        |b| {
+            b.iter(|| {
+                let mut decoder = PcmDecoder::new(SampleFormat::MuLaw, 1).unwrap();
+                let mut resampler = StreamResampler::new(8_000, 16_000).unwrap();
+                let mut logmel = StreamingLogMel::new(&config).unwrap();
+                let (mut samples, mut resampled) = (Vec::new(), Vec::new());
+                for hop in bytes.chunks(80) {
+                    samples.clear();
+                    resampled.clear();
+                    decoder.decode(hop, &mut samples).unwrap();
+                    resampler.process(&samples, &mut resampled).unwrap();
+                    logmel.push(&resampled);
+                }
+                logmel.frames_held()
+            })
+        },
+    );
+}
+
+criterion_group!(benches, clip_features, per_hop);
+criterion_main!(benches);

@@ -73,7 +73,7 @@ impl FeatureConfig {
         if !(1000..=192_000).contains(&self.sr) {
             return fail(format!("sr {} Hz is outside 1000..=192000", self.sr));
         }
-        if self.n_fft < 16 || self.n_fft > 65_536 || self.n_fft % 2 != 0 {
+        if self.n_fft < 16 || self.n_fft > 65_536 || !self.n_fft.is_multiple_of(2) {
             return fail(format!(
                 "n_fft {} must be even and within 16..=65536",
                 self.n_fft

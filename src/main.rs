@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gRPC API (streams, Classify, model info, health, reflection) and metrics.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Classify audio files offline with the model, as the server would.
     Classify(ClassifyArgs),
     /// Print a feature matrix (features x frames) exactly as Sentio computes it.
@@ -82,9 +82,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli
         .command
-        .unwrap_or_else(|| Command::Serve(ServeConfig::defaults()))
+        .unwrap_or_else(|| Command::Serve(Box::new(ServeConfig::defaults())))
     {
-        Command::Serve(config) => run_serve(config),
+        Command::Serve(config) => run_serve(*config),
         Command::Classify(args) => run_classify(args),
         Command::Features(args) => run_features(args),
     }

@@ -357,3 +357,95 @@ async fn health_is_serving_and_shutdown_still_delivers_summaries() {
     drop(tx);
     server.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_the_service_but_not_health() {
+    let dir = std::env::temp_dir().join(format!("sentio-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "# operators' keys\nsecret-one\n").unwrap();
+    let server = TestServer::start(|c| c.api_keys_file = Some(keys.clone())).await;
+    let mut client = server.client().await;
+    let denied = client
+        .get_model_info(GetModelInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(GetModelInfoRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer wrong".parse().unwrap());
+    assert_eq!(
+        client.get_model_info(request).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let mut request = tonic::Request::new(GetModelInfoRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer secret-one".parse().unwrap());
+    assert!(client.get_model_info(request).await.is_ok());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    assert!(
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new()
+            })
+            .await
+            .is_ok()
+    );
+    // A stream without a key is refused before any audio is read.
+    let result = run_stream(
+        &mut client,
+        requests(config(AudioEncoding::PcmS16le, 16_000), &[0; 320], 320),
+    )
+    .await;
+    assert_eq!(result.status.unwrap().code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_limit_get_resource_exhausted() {
+    let server = TestServer::start(|c| c.max_streams = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = server.client().await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(requests(config(AudioEncoding::PcmS16le, 16_000), &[], 1).remove(0))
+            .await
+            .unwrap();
+        let inbound = client
+            .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        held.push((tx, inbound, client));
+    }
+    let mut client = server.client().await;
+    let result = run_stream(
+        &mut client,
+        requests(config(AudioEncoding::PcmS16le, 16_000), &[0; 320], 320),
+    )
+    .await;
+    let status = result.status.expect("refused");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("limit of 2"));
+    // Closing one stream frees its slot.
+    let (tx, mut inbound, _) = held.remove(0);
+    drop(tx);
+    while inbound.message().await.unwrap().is_some() {}
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let result = run_stream(
+        &mut client,
+        requests(
+            config(AudioEncoding::PcmS16le, 16_000),
+            &speech_bytes(),
+            32_000,
+        ),
+    )
+    .await;
+    assert!(result.status.is_none(), "{:?}", result.status);
+}

@@ -49,7 +49,7 @@ fn pitch_tuning(frequencies: &[f32]) -> f64 {
     }
     let edges = linspace(-0.5, 0.5, 101);
     let mut counts = [0usize; 100];
-    let base = (440.0f32 / 16.0) as f32;
+    let base = 440.0f32 / 16.0;
     for &f in frequencies {
         // float32 throughout, as numpy computes it for a float32 array.
         let octs = (f / base).log2();

@@ -63,6 +63,26 @@ pub struct ServeConfig {
     /// On SIGTERM/SIGINT, seconds to let open streams finish before exiting.
     #[arg(long, env = "SENTIO_DRAIN_TIMEOUT_S", default_value_t = 30)]
     pub drain_timeout_s: u64,
+    /// Close client connections after this many seconds (they reconnect and re-resolve, so
+    /// scale-outs get traffic); streams in progress get a grace period of the drain timeout.
+    #[arg(long, env = "SENTIO_MAX_CONNECTION_AGE_S")]
+    pub max_connection_age_s: Option<u64>,
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key).
+    #[arg(long, env = "SENTIO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "SENTIO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "SENTIO_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// A plaintext port serving only gRPC health (for Kubernetes probes when TLS is on).
+    #[arg(long, env = "SENTIO_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+    /// File of API keys, one per line; calls need `authorization: Bearer <key>`. SIGHUP
+    /// reloads it.
+    #[arg(long, env = "SENTIO_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "SENTIO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

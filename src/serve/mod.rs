@@ -1,6 +1,7 @@
 //! The streaming gRPC server: the service, per-stream sessions, the cross-client batcher
 //! and its model thread, Prometheus metrics, health, reflection and graceful draining.
 
+pub mod auth;
 pub mod batcher;
 pub mod config;
 pub mod metrics;
@@ -25,6 +26,23 @@ use crate::model::Model;
 use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
 use service::EmotionService;
 use session::SessionContext;
+
+/// TLS settings from the certificate, key and optional client CA files.
+fn tls_config(config: &ServeConfig) -> crate::Result<Option<tonic::transport::ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| crate::Error::Config(format!("{}: {e}", p.display())))
+    };
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+        tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+    );
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
+}
 
 /// The gRPC service name, as health checks report it.
 pub const SERVICE_NAME: &str = "sentio.v1.EmotionRecognizer";
@@ -90,6 +108,33 @@ pub async fn serve(
     let recognizer = EmotionRecognizerServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let keys = match &config.api_keys_file {
+        Some(path) => {
+            let keys = auth::ApiKeys::load(path)?;
+            auth::reload_on_sighup(keys.clone());
+            Some(keys)
+        }
+        None => None,
+    };
+    let recognizer = tonic::service::interceptor::InterceptedService::new(
+        recognizer,
+        move |request: tonic::Request<()>| {
+            if let Some(keys) = &keys {
+                keys.check(&request).map_err(status::counted)?;
+            }
+            Ok(request)
+        },
+    );
+    if let Some(addr) = config.health_addr {
+        // Kubelet gRPC probes speak plaintext: with TLS on, health gets a port of its own.
+        let listener = TcpListener::bind(addr).await?;
+        let health_only = health_service.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health_only)
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+    }
 
     // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
     let server_stop = CancellationToken::new();
@@ -120,8 +165,19 @@ pub async fn serve(
         })
     };
     let incoming = TcpListenerStream::new(grpc);
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+    if let Some(age) = config.max_connection_age_s {
+        builder = builder
+            .max_connection_age(std::time::Duration::from_secs(age))
+            .max_connection_age_grace(drain_timeout);
+    }
+    if let Some(tls) = tls_config(&config)? {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(recognizer)

@@ -15,7 +15,7 @@ use sentio_train::data::{Clip, Dataset, SpeakerSplit, Split, scan};
 use sentio_train::eval::{Confusion, Summary, argmax, predict_clips};
 use sentio_train::normalization;
 use sentio_train::report::{confusion_png, confusion_table, summary_table};
-use sentio_train::train::{TrainConfig, TrainSet, train};
+use sentio_train::train::{TrainConfig, TrainSet, Trained, train};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -269,7 +269,11 @@ fn run_model(
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
     let val_labels: Vec<usize> = val_clips.iter().map(|c| c.label).collect();
     let train_started = Instant::now();
-    let (varmap, net, history) = train(&card, &config, &train_set, &val, &val_labels, device)?;
+    let Trained {
+        varmap,
+        net,
+        history,
+    } = train(&card, &config, &train_set, &val, &val_labels, device)?;
     let train_minutes = train_started.elapsed().as_secs_f64() / 60.0;
     let best_val = history.iter().map(|h| h.1).fold(0.0, f64::max);
 

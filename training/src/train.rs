@@ -148,6 +148,14 @@ fn one_hot(labels: &[usize], device: &Device) -> candle_core::Result<Tensor> {
     Tensor::from_vec(v, (labels.len(), 8), device)
 }
 
+/// A trained network with the weights of its best validation epoch.
+pub struct Trained {
+    pub varmap: VarMap,
+    pub net: Net,
+    /// Per epoch: mean training loss, validation UAR.
+    pub history: Vec<(f64, f64)>,
+}
+
 /// Trains a network; returns it with the weights of the best validation epoch, and the
 /// per-epoch history (loss, validation UAR).
 pub fn train(
@@ -157,7 +165,7 @@ pub fn train(
     val: &[&CachedClip],
     val_labels: &[usize],
     device: &Device,
-) -> Result<(VarMap, Net, Vec<(f64, f64)>)> {
+) -> Result<Trained> {
     let varmap = VarMap::new();
     let net = Net::build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     init_vars(&varmap, config.seed)?;
@@ -274,7 +282,7 @@ pub fn train(
             epoch_loss += loss;
             step += 1;
             bar.inc(1);
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 bar.set_message(format!("epoch {} loss {loss:.3}", epoch + 1));
             }
         }
@@ -310,7 +318,11 @@ pub fn train(
     if let Some((_, tensors)) = best {
         restore(&varmap, &tensors)?;
     }
-    Ok((varmap, net, history))
+    Ok(Trained {
+        varmap,
+        net,
+        history,
+    })
 }
 
 fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
@@ -400,8 +412,9 @@ mod tests {
             mixup_alpha: 0.0,
             spec_augment: false,
         };
-        let (_, _, history) =
-            train(&card(), &config, &train_set, &val, &labels, &Device::Cpu).unwrap();
+        let history = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu)
+            .unwrap()
+            .history;
         eprintln!("{history:?}");
         assert!(history.last().unwrap().1 > 0.95, "{history:?}");
     }
