@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod service;
 pub mod session;
 pub mod status;
+pub mod stream_config;
 
 use std::future::Future;
 use std::sync::Arc;

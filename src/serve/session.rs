@@ -15,15 +15,14 @@ use super::batcher::{Batcher, Reply};
 use super::config::ServeConfig;
 use super::metrics;
 use super::status::counted;
-use crate::audio::pcm::MAX_CHANNELS;
-use crate::audio::resample::validate_rate;
-use crate::audio::{PcmDecoder, SampleFormat};
+use super::stream_config::accept;
+use crate::audio::PcmDecoder;
 use crate::classify::{WindowResult, top};
 use crate::model::ModelCard;
-use crate::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
+use crate::pipeline::{PreparedWindow, WindowPipeline};
 use crate::proto::{
-    AudioEncoding, EmotionScore, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse,
-    StreamStarted, StreamSummary, WindowPrediction, stream_emotions_request::Request,
+    EmotionScore, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted,
+    StreamSummary, WindowPrediction, stream_emotions_request::Request,
     stream_emotions_response::Response,
 };
 
@@ -42,68 +41,6 @@ type Outbound = mpsc::Sender<Result<StreamEmotionsResponse, Status>>;
 enum Pending {
     Ready(WindowResult, Instant),
     Waiting(PreparedWindow, Instant, oneshot::Receiver<Reply>),
-}
-
-/// Validated stream configuration.
-struct Accepted {
-    format: SampleFormat,
-    channels: usize,
-    rate: u32,
-    spec: WindowSpec,
-    stream_id: String,
-    include_silence: bool,
-}
-
-fn accept(config: &StreamConfig, card: &ModelCard, fallback_id: u64) -> Result<Accepted, Status> {
-    let format = match AudioEncoding::try_from(config.encoding) {
-        Ok(AudioEncoding::PcmS16le) => SampleFormat::S16Le,
-        Ok(AudioEncoding::PcmF32le) => SampleFormat::F32Le,
-        Ok(AudioEncoding::Mulaw) => SampleFormat::MuLaw,
-        Ok(AudioEncoding::Alaw) => SampleFormat::ALaw,
-        Ok(AudioEncoding::Unspecified) => {
-            return Err(Status::invalid_argument(
-                "config.encoding is required (PCM_S16LE, PCM_F32LE, MULAW or ALAW)",
-            ));
-        }
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "config.encoding {} is not a known AudioEncoding",
-                config.encoding
-            )));
-        }
-    };
-    let rate = validate_rate(config.sample_rate_hz as u64)
-        .map_err(|e| Status::invalid_argument(format!("config.sample_rate_hz: {e}")))?;
-    let channels = if config.channels == 0 {
-        1
-    } else {
-        config.channels as usize
-    };
-    if channels > MAX_CHANNELS {
-        return Err(Status::invalid_argument(format!(
-            "config.channels {channels} exceeds the limit of {MAX_CHANNELS}"
-        )));
-    }
-    let spec = WindowSpec::resolve(card, config.window_ms, config.hop_ms)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    if config.stream_id.len() > 256 {
-        return Err(Status::invalid_argument(
-            "config.stream_id is longer than 256 bytes",
-        ));
-    }
-    let stream_id = if config.stream_id.is_empty() {
-        format!("stream-{fallback_id}")
-    } else {
-        config.stream_id.clone()
-    };
-    Ok(Accepted {
-        format,
-        channels,
-        rate,
-        spec,
-        stream_id,
-        include_silence: config.include_silence,
-    })
 }
 
 fn scores(labels: &[String], probabilities: &[f32]) -> Vec<EmotionScore> {

@@ -1,0 +1,38 @@
+//! The model's batched forward pass on CPU: windows per second for batch 1..256 (the shipped
+//! log-mel model on real 2 s speech windows). GFLOP/s = windows/s x FLOP per window (printed
+//! by `sentio-train`-independent arithmetic in BENCHMARKS.md).
+
+use candle_core::Device;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sentio::audio::decode_path;
+use sentio::model::Model;
+
+fn forward(c: &mut Criterion) {
+    let model = Model::default_model(&Device::Cpu).unwrap();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech_long_16k.wav");
+    let audio = decode_path(&path).unwrap();
+    let window = model.window_input(&audio.samples[..32_000]).unwrap();
+    let mut group = c.benchmark_group("logmel_forward");
+    for batch in [1usize, 8, 32, 64, 128, 256] {
+        let inputs = vec![&window; batch];
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &inputs, |b, inputs| {
+            b.iter(|| model.predict(inputs).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// The machine's fp32 GEMM rate through the same library (candle's CPU matmul), the
+/// reference for the model's achieved GFLOP/s: 2 * 1024^3 FLOP per iteration.
+fn gemm_peak(c: &mut Criterion) {
+    let a = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu).unwrap();
+    let b = candle_core::Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu).unwrap();
+    c.bench_function("gemm_f32_1024", |bench| {
+        bench.iter(|| a.matmul(&b).unwrap())
+    });
+}
+
+criterion_group!(benches, forward, gemm_peak);
+criterion_main!(benches);

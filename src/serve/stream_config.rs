@@ -1,0 +1,77 @@
+//! Admission of a stream's config: every field checked, defaults filled in, one clear
+//! INVALID_ARGUMENT message per mistake.
+
+use tonic::Status;
+
+use crate::audio::SampleFormat;
+use crate::audio::pcm::MAX_CHANNELS;
+use crate::audio::resample::validate_rate;
+use crate::model::ModelCard;
+use crate::pipeline::WindowSpec;
+use crate::proto::{AudioEncoding, StreamConfig};
+
+/// Validated stream configuration.
+pub struct Accepted {
+    pub format: SampleFormat,
+    pub channels: usize,
+    pub rate: u32,
+    pub spec: WindowSpec,
+    pub stream_id: String,
+    pub include_silence: bool,
+}
+
+pub fn accept(
+    config: &StreamConfig,
+    card: &ModelCard,
+    fallback_id: u64,
+) -> Result<Accepted, Status> {
+    let format = match AudioEncoding::try_from(config.encoding) {
+        Ok(AudioEncoding::PcmS16le) => SampleFormat::S16Le,
+        Ok(AudioEncoding::PcmF32le) => SampleFormat::F32Le,
+        Ok(AudioEncoding::Mulaw) => SampleFormat::MuLaw,
+        Ok(AudioEncoding::Alaw) => SampleFormat::ALaw,
+        Ok(AudioEncoding::Unspecified) => {
+            return Err(Status::invalid_argument(
+                "config.encoding is required (PCM_S16LE, PCM_F32LE, MULAW or ALAW)",
+            ));
+        }
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "config.encoding {} is not a known AudioEncoding",
+                config.encoding
+            )));
+        }
+    };
+    let rate = validate_rate(config.sample_rate_hz as u64)
+        .map_err(|e| Status::invalid_argument(format!("config.sample_rate_hz: {e}")))?;
+    let channels = if config.channels == 0 {
+        1
+    } else {
+        config.channels as usize
+    };
+    if channels > MAX_CHANNELS {
+        return Err(Status::invalid_argument(format!(
+            "config.channels {channels} exceeds the limit of {MAX_CHANNELS}"
+        )));
+    }
+    let spec = WindowSpec::resolve(card, config.window_ms, config.hop_ms)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if config.stream_id.len() > 256 {
+        return Err(Status::invalid_argument(
+            "config.stream_id is longer than 256 bytes",
+        ));
+    }
+    let stream_id = if config.stream_id.is_empty() {
+        format!("stream-{fallback_id}")
+    } else {
+        config.stream_id.clone()
+    };
+    Ok(Accepted {
+        format,
+        channels,
+        rate,
+        spec,
+        stream_id,
+        include_silence: config.include_silence,
+    })
+}

@@ -1,0 +1,125 @@
+//! Tests of `train.rs`.
+use super::*;
+use sentio::FeatureConfig;
+use sentio::model::{LABELS, Normalization, WindowInput};
+
+fn card() -> ModelCard {
+    ModelCard {
+        id: "test".into(),
+        kind: ModelKind::Logmel,
+        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        features: FeatureConfig::streaming_16k(),
+        window_ms: 2000,
+        hop_ms: 1000,
+        min_window_ms: 500,
+        max_window_ms: 8000,
+        normalization: Normalization {
+            mean: vec![0.0; 64],
+            std: vec![10.0; 64],
+        },
+        architecture: serde_json::Value::Null,
+        training: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+        license: String::new(),
+    }
+}
+
+/// Synthetic "clips": class c is loud in mel bands 8c..8c+8, quiet elsewhere.
+fn synthetic(n: usize, frames: usize) -> (Vec<usize>, Vec<Vec<CachedClip>>) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut labels = Vec::new();
+    let mut clips = Vec::new();
+    for i in 0..n {
+        let label = i % 8;
+        let mut db = vec![0.0f32; frames * 64];
+        for (k, v) in db.iter_mut().enumerate() {
+            let band = k % 64;
+            *v = rng.random_range(-60.0..-40.0) + if band / 8 == label { 40.0 } else { 0.0 };
+        }
+        let window = WindowInput {
+            frames,
+            values: db.clone(),
+        };
+        labels.push(label);
+        clips.push(vec![CachedClip {
+            frames,
+            logmel_db: db,
+            windows: vec![window],
+        }]);
+    }
+    (labels, clips)
+}
+
+#[test]
+fn a_tiny_run_overfits_synthetic_clips() {
+    let (labels, clips) = synthetic(64, 60);
+    let train_set = TrainSet {
+        labels: labels.clone(),
+        variants: clips.iter().map(|v| v.as_slice()).collect(),
+    };
+    let val: Vec<&CachedClip> = clips.iter().map(|v| &v[0]).collect();
+    let config = TrainConfig {
+        epochs: 8,
+        batch_size: 16,
+        learning_rate: 3e-3,
+        weight_decay: 0.0,
+        seed: 1,
+        crop_frames: 50,
+        mixup_alpha: 0.0,
+        spec_augment: false,
+    };
+    let history = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu)
+        .unwrap()
+        .history;
+    eprintln!("{history:?}");
+    assert!(history.last().unwrap().1 > 0.95, "{history:?}");
+}
+
+#[test]
+fn saved_weights_load_back_to_identical_logits() {
+    for kind in [ModelKind::Logmel, ModelKind::Seed] {
+        let mut card = card();
+        card.kind = kind;
+        if kind == ModelKind::Seed {
+            card.features = FeatureConfig::default();
+            card.normalization = Normalization {
+                mean: vec![0.1; 162],
+                std: vec![2.0; 162],
+            };
+        }
+        let varmap = VarMap::new();
+        let net = Net::build(
+            &card,
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        init_vars(&varmap, 3).unwrap();
+        let shape: Vec<usize> = if kind == ModelKind::Seed {
+            vec![4, 162]
+        } else {
+            vec![4, 120, 64]
+        };
+        let x = Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap();
+        let before = net.forward_t(&x, false).unwrap().to_vec2::<f32>().unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "sentio-roundtrip-{kind:?}-{}.safetensors",
+            std::process::id()
+        ));
+        varmap.save(&path).unwrap();
+        let weights = std::fs::read(&path).unwrap();
+        let loaded = sentio::model::Model::from_bytes(
+            &serde_json::to_string(&card).unwrap(),
+            &weights,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let after = loaded
+            .net()
+            .forward_t(&x, false)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(before, after, "{kind:?}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
