@@ -73,6 +73,55 @@ pub fn hop_granularity_ms(card: &ModelCard) -> u32 {
     }
 }
 
+/// Sum of squares per hop-sized block of the stream, so a window's level is known without
+/// keeping its samples (the log-mel path keeps only mel frames: ~50 KB per stream).
+#[derive(Debug)]
+struct BlockEnergy {
+    block: usize,
+    sums: std::collections::VecDeque<f64>,
+    first_block: u64,
+    current: f64,
+    filled: usize,
+}
+
+impl BlockEnergy {
+    fn new(block: usize) -> Self {
+        Self {
+            block,
+            sums: Default::default(),
+            first_block: 0,
+            current: 0.0,
+            filled: 0,
+        }
+    }
+
+    fn push(&mut self, samples: &[f32]) {
+        for &s in samples {
+            self.current += (s as f64) * (s as f64);
+            self.filled += 1;
+            if self.filled == self.block {
+                self.sums.push_back(self.current);
+                (self.current, self.filled) = (0.0, 0);
+            }
+        }
+    }
+
+    /// Mean square over [start, start + len), releasing blocks before `start`.
+    fn mean_square(&mut self, start: u64, len: usize) -> f64 {
+        let first = start / self.block as u64;
+        while self.first_block < first && !self.sums.is_empty() {
+            self.sums.pop_front();
+            self.first_block += 1;
+        }
+        let blocks = len.div_ceil(self.block);
+        let mut total: f64 = self.sums.iter().take(blocks).sum();
+        if blocks > self.sums.len() {
+            total += self.current;
+        }
+        total / len.max(1) as f64
+    }
+}
+
 /// Samples in, prepared windows out.
 #[derive(Debug)]
 pub struct WindowPipeline {
@@ -80,6 +129,7 @@ pub struct WindowPipeline {
     resampler: StreamResampler,
     assembler: WindowAssembler,
     logmel: Option<StreamingLogMel>,
+    energy: BlockEnergy,
     silence_dbfs: f32,
     min_tail: usize,
     resampled: Vec<f32>,
@@ -94,11 +144,12 @@ impl WindowPipeline {
         silence_dbfs: f32,
     ) -> Result<Self> {
         let rate = card.features.sr;
+        // The seed model needs a window's samples; the log-mel model only its frames.
         let assembler = WindowAssembler::new(
             card.ms_to_samples(spec.window_ms),
             card.ms_to_samples(spec.hop_ms),
             rate,
-            true,
+            card.kind == ModelKind::Seed,
         )?;
         let logmel = match card.kind {
             ModelKind::Logmel => Some(StreamingLogMel::new(&card.features)?),
@@ -109,6 +160,7 @@ impl WindowPipeline {
             resampler: StreamResampler::new(input_rate, rate)?,
             assembler,
             logmel,
+            energy: BlockEnergy::new(card.features.hop_length),
             silence_dbfs,
             min_tail: card.ms_to_samples(card.min_window_ms),
             resampled: Vec::new(),
@@ -144,6 +196,7 @@ impl WindowPipeline {
         if let Some(logmel) = self.logmel.as_mut() {
             logmel.push(&self.resampled);
         }
+        self.energy.push(&self.resampled);
         self.windows.clear();
         self.assembler.push(&self.resampled, &mut self.windows);
         let windows = std::mem::take(&mut self.windows);
@@ -155,12 +208,7 @@ impl WindowPipeline {
     }
 
     fn prepare(&mut self, w: &Window) -> Result<PreparedWindow> {
-        let power = w
-            .samples
-            .iter()
-            .map(|&s| (s as f64) * (s as f64))
-            .sum::<f64>()
-            / w.samples.len().max(1) as f64;
+        let power = self.energy.mean_square(w.start_sample, w.len);
         let dbfs = 10.0 * power.max(1e-20).log10();
         let speech = dbfs >= self.silence_dbfs as f64;
         let input = match (&mut self.logmel, speech) {

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use sentio::proto::{
-    AudioEncoding, GetModelInfoRequest, StreamEmotionsRequest, stream_emotions_request::Request,
+    AudioEncoding, GetModelInfoRequest, StreamConfig, StreamEmotionsRequest,
+    stream_emotions_request::Request,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,6 +68,82 @@ async fn bad_input_gets_invalid_argument_and_other_streams_carry_on() {
             ],
             "twice",
         ),
+        (
+            "sample rate 10 MHz",
+            vec![config_msg(config(AudioEncoding::PcmS16le, 10_000_000))],
+            "sample_rate",
+        ),
+        (
+            "sample rate 7999 Hz",
+            vec![config_msg(config(AudioEncoding::Mulaw, 7_999))],
+            "sample_rate",
+        ),
+        (
+            "unknown encoding",
+            vec![config_msg(StreamConfig {
+                encoding: 99,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "not a known",
+        ),
+        (
+            "1000 channels",
+            vec![config_msg(StreamConfig {
+                channels: 1000,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "channels",
+        ),
+        (
+            "window shorter than hop",
+            vec![config_msg(StreamConfig {
+                window_ms: 1000,
+                hop_ms: 1500,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "longer than window",
+        ),
+        (
+            "window too short",
+            vec![config_msg(StreamConfig {
+                window_ms: 100,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "outside the model's range",
+        ),
+        (
+            "window too long",
+            vec![config_msg(StreamConfig {
+                window_ms: 100_000,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "outside the model's range",
+        ),
+        (
+            "hop off the frame grid",
+            vec![config_msg(StreamConfig {
+                hop_ms: 15,
+                ..config(AudioEncoding::PcmS16le, 16_000)
+            })],
+            "multiples of 10 ms",
+        ),
+        (
+            "infinite samples",
+            vec![
+                config_msg(config(AudioEncoding::PcmF32le, 16_000)),
+                audio_msg(&f32::INFINITY.to_le_bytes()),
+            ],
+            "not finite",
+        ),
+        (
+            "empty request",
+            vec![
+                config_msg(config(AudioEncoding::PcmS16le, 16_000)),
+                StreamEmotionsRequest { request: None },
+            ],
+            "empty",
+        ),
+        ("nothing at all", vec![], "ended before"),
     ];
     for (what, messages, needle) in cases {
         let result = run_stream(&mut client, messages).await;
