@@ -2,9 +2,10 @@
 //! input channels of 1-D convolutions along time (cheap: ~20 MFLOP for a 2 s window), with
 //! batch norm, and mean + max pooling over time so any window length works.
 //!
-//! Normalization lives in the network so training and serving cannot diverge: each
-//! window's mean log-mel level is removed first (recording gain is a corpus artefact, not
-//! an emotion), then each band is standardized with statistics of the training speakers.
+//! Normalization lives in the network so training and serving cannot diverge: each window's
+//! own mean is removed first ([`InputNorm`]: its overall level, since recording gain is a
+//! corpus artefact, not an emotion; or each band's mean, which also removes the channel's
+//! spectral colouring), then each band is standardized with training-speaker statistics.
 
 use candle_core::{D, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
@@ -20,6 +21,27 @@ pub const BLOCKS: [(usize, usize, bool); 4] = [
     (128, 3, false),
 ];
 
+/// What each window has removed before band standardization (`architecture.input_norm` in
+/// the model card).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputNorm {
+    /// The window's mean over all bands and frames.
+    #[default]
+    Level,
+    /// Each band's mean over the window's frames (cepstral-mean-style channel removal).
+    BandMean,
+}
+
+impl InputNorm {
+    pub fn from_architecture(architecture: &serde_json::Value) -> Self {
+        architecture
+            .get("input_norm")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 pub struct LogMelNet {
     blocks: Vec<(TemporalConv, BatchNorm, bool)>,
@@ -27,6 +49,7 @@ pub struct LogMelNet {
     head: Linear,
     band_mean: Tensor,
     band_std: Tensor,
+    input_norm: InputNorm,
 }
 
 impl LogMelNet {
@@ -36,6 +59,7 @@ impl LogMelNet {
         band_mean: &[f32],
         band_std: &[f32],
         dropout: f32,
+        input_norm: InputNorm,
     ) -> Result<Self> {
         let mut blocks = Vec::new();
         let mut channels = n_mels;
@@ -60,14 +84,18 @@ impl LogMelNet {
             head,
             band_mean: Tensor::from_slice(band_mean, (1, n_mels, 1), device)?,
             band_std: Tensor::from_slice(band_std, (1, n_mels, 1), device)?,
+            input_norm,
         })
     }
 
-    /// Removes each window's mean level, then standardizes bands: input (B, T, n_mels) of
+    /// Removes each window's own mean, then standardizes bands: input (B, T, n_mels) of
     /// log-mel dB, output (B, n_mels, T). Used by training for statistics and augmentation.
     pub fn normalize(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.transpose(1, 2)?;
-        let level = x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?;
+        let level = match self.input_norm {
+            InputNorm::Level => x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?,
+            InputNorm::BandMean => x.mean_keepdim(D::Minus1)?,
+        };
         x.broadcast_sub(&level)?
             .broadcast_sub(&self.band_mean)?
             .broadcast_div(&self.band_std)
@@ -95,9 +123,24 @@ impl LogMelNet {
     }
 }
 
-/// Level-removed log-mel values of one window (T x n_mels, frame-major), the quantity whose
-/// per-band mean and standard deviation the card stores.
-pub fn remove_level(window: &[f32]) -> Vec<f32> {
-    let mean = window.iter().map(|&v| v as f64).sum::<f64>() / window.len().max(1) as f64;
-    window.iter().map(|&v| v - mean as f32).collect()
+/// One window's log-mel values (T x n_mels, frame-major) with its own mean removed as
+/// `norm` says: the quantity whose per-band mean and standard deviation the card stores.
+pub fn remove_window_mean(window: &[f32], n_mels: usize, norm: InputNorm) -> Vec<f32> {
+    let frames = (window.len() / n_mels.max(1)).max(1);
+    let mut means = vec![0.0f64; n_mels];
+    for frame in window.chunks_exact(n_mels) {
+        means
+            .iter_mut()
+            .zip(frame)
+            .for_each(|(m, &v)| *m += v as f64 / frames as f64);
+    }
+    if norm == InputNorm::Level {
+        let level = means.iter().sum::<f64>() / n_mels as f64;
+        means.iter_mut().for_each(|m| *m = level);
+    }
+    window
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v - means[i % n_mels] as f32)
+        .collect()
 }

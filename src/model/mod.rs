@@ -48,6 +48,7 @@ impl Net {
                 &norm.mean,
                 &norm.std,
                 LOGMEL_DROPOUT,
+                logmel::InputNorm::from_architecture(&card.architecture),
             )?),
         })
     }

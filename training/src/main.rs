@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sentio::FeatureConfig;
+use sentio::model::logmel::InputNorm;
 use sentio::model::{LABELS, ModelCard, ModelKind, Normalization};
 use sentio_train::cache::{CachedClip, Variant, prepare};
 use sentio_train::data::{Clip, Dataset, SpeakerSplit, Split, scan};
@@ -64,9 +65,18 @@ struct Args {
     /// Peak learning rate of the log-mel model.
     #[arg(long, default_value_t = 3e-3)]
     lr_logmel: f64,
+    /// What each log-mel window has removed before band standardization.
+    #[arg(long, value_enum, default_value = "band-mean")]
+    input_norm: InputNormArg,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum InputNormArg {
+    Level,
+    BandMean,
 }
 
 fn base_card(kind: ModelKind) -> ModelCard {
@@ -225,6 +235,17 @@ fn run_model(
 ) -> Result<(String, f64, PathBuf)> {
     let started = Instant::now();
     let mut card = base_card(kind);
+    if kind == ModelKind::Logmel {
+        let norm = match args.input_norm {
+            InputNormArg::Level => InputNorm::Level,
+            InputNormArg::BandMean => InputNorm::BandMean,
+        };
+        card.architecture = serde_json::json!({
+            "input_norm": norm,
+            "blocks": sentio::model::logmel::BLOCKS.iter().map(|(c, k, p)| serde_json::json!({"channels": c, "kernel": k, "max_pool_2": p})).collect::<Vec<_>>(),
+            "pooling": "mean and max over time", "dropout": sentio::model::LOGMEL_DROPOUT,
+        });
+    }
     let variants = Variant::for_training(kind);
     let progress = bar(
         train_clips.len() + val_clips.len() + test_clips.len(),

@@ -4,7 +4,7 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sentio::model::logmel::remove_level;
+use sentio::model::logmel::{InputNorm, remove_window_mean};
 use sentio::model::{ModelCard, ModelKind, Normalization};
 
 use crate::cache::CachedClip;
@@ -55,19 +55,15 @@ pub fn fit(
             column_stats(rows, 162)
         }
         ModelKind::Logmel => {
+            let norm = InputNorm::from_architecture(&card.architecture);
             let n_mels = card.features.n_mels;
             let top_db = card.features.top_db.unwrap_or(80.0);
             let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
             let crops: Vec<Vec<f32>> = train
                 .iter()
                 .map(|variants| {
-                    remove_level(&crop_window(
-                        &variants[0],
-                        n_mels,
-                        crop_frames,
-                        top_db,
-                        &mut rng,
-                    ))
+                    let crop = crop_window(&variants[0], n_mels, crop_frames, top_db, &mut rng);
+                    remove_window_mean(&crop, n_mels, norm)
                 })
                 .collect();
             column_stats(crops.iter().flat_map(|c| c.chunks_exact(n_mels)), n_mels)
