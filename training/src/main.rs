@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 3e-3)]
     lr_logmel: f64,
     /// What each log-mel window has removed before band standardization.
-    #[arg(long, value_enum, default_value = "band-mean")]
+    #[arg(long, value_enum, default_value = "level")]
     input_norm: InputNormArg,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
