@@ -2,6 +2,11 @@
 //! set that the reflection service serves (so grpcurl works without the proto files).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A fresh machine needs no system protoc: use the vendored one unless PROTOC is set.
+    if std::env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment yet.
+        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("sentio_v1_descriptor.bin"))
