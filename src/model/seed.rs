@@ -10,28 +10,37 @@ use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
 
 use crate::config::FeatureConfig;
-use crate::features::{self, FeatureKind, SpectrumPower};
+use crate::features::{self, Dct, FrameMatrix, MelFilterbank, SpectrumPower, power_to_db};
 
 /// Length of the clip vector.
 pub const SEED_FEATURES: usize = 162;
 
 /// The 162 frame-mean features of one window, in the notebook's order.
 pub fn seed_features(y: &[f32], config: &FeatureConfig) -> crate::Result<Vec<f32>> {
-    let mean = |kind| features::compute(kind, y, config).map(|m| m.mean_over_frames());
-    // The notebook passes |STFT| (magnitude) to chroma_stft.
-    let magnitude = features::Spectrogram::new(config.n_fft).compute(
+    config.validate()?;
+    // One STFT serves every spectral family: mel and MFCC use power, and the notebook passes
+    // |STFT| (magnitude, the square root of the same power) to chroma_stft.
+    let power = features::Spectrogram::new(config.n_fft).compute(
         y,
         config.hop_length,
         config.center,
-        SpectrumPower::Magnitude,
+        SpectrumPower::Power,
     );
-    let chroma = features::chroma_stft(&magnitude, config.sr, config.n_fft).mean_over_frames();
+    let magnitude = FrameMatrix {
+        n_features: power.n_features,
+        data: power.data.iter().map(|p| p.sqrt()).collect(),
+    };
+    let mel = MelFilterbank::new(config).apply(&power);
+    let mfcc = Dct::new(config.n_mels, config.n_mfcc).apply(&power_to_db(&mel, config.top_db));
     let mut out = Vec::with_capacity(SEED_FEATURES);
-    out.extend(mean(FeatureKind::Zcr)?);
-    out.extend(chroma);
-    out.extend(mean(FeatureKind::Mfcc)?);
-    out.extend(mean(FeatureKind::Rms)?);
-    out.extend(mean(FeatureKind::Mel)?);
+    out.extend(
+        features::zero_crossing_rate(y, config.n_fft, config.hop_length, config.center)
+            .mean_over_frames(),
+    );
+    out.extend(features::chroma_stft(&magnitude, config.sr, config.n_fft).mean_over_frames());
+    out.extend(mfcc.mean_over_frames());
+    out.extend(features::rms(y, config.n_fft, config.hop_length, config.center).mean_over_frames());
+    out.extend(mel.mean_over_frames());
     debug_assert_eq!(out.len(), SEED_FEATURES);
     Ok(out)
 }

@@ -157,7 +157,7 @@ pub async fn run(
             biased;
             _ = ctx.shutdown.cancelled() => break "server shutting down".into(),
             _ = tokio::time::sleep_until(deadline) => break format!("max stream duration of {} s reached", ctx.config.max_stream_duration_s),
-            ready = next_ready(&mut pending), if !pending.is_empty() => {
+            ready = next_ready(&mut pending, &ctx.card.labels), if !pending.is_empty() => {
                 let Some(window) = ready else { continue };
                 if !send_window(&ctx, &out, &mut summary, window, accepted.include_silence).await {
                     return "cancelled";
@@ -198,7 +198,7 @@ pub async fn run(
     }
     submit(&ctx, &mut pending, prepared.drain(..), arrived).await;
     while !pending.is_empty() {
-        if let Some(window) = next_ready(&mut pending).await
+        if let Some(window) = next_ready(&mut pending, &ctx.card.labels).await
             && !send_window(&ctx, &out, &mut summary, window, accepted.include_silence).await
         {
             return "cancelled";
@@ -245,6 +245,7 @@ async fn submit(
 /// Waits for the oldest pending window; `None` if its inference failed (already counted).
 async fn next_ready(
     pending: &mut VecDeque<Pending>,
+    labels: &[String],
 ) -> Option<Result<(WindowResult, Instant), String>> {
     let result = match pending.front_mut()? {
         Pending::Ready(..) => None,
@@ -254,7 +255,7 @@ async fn next_ready(
     Some(match (front, result) {
         (Pending::Ready(w, at), _) => Ok((w, at)),
         (Pending::Waiting(window, at, _), Some(Ok(Ok(p)))) => {
-            Ok((WindowResult::new(&[], &window, Some(p)), at))
+            Ok((WindowResult::new(labels, &window, Some(p)), at))
         }
         (Pending::Waiting(..), Some(Ok(Err(e)))) => Err(e.to_string()),
         (Pending::Waiting(..), _) => Err("the model worker stopped".into()),
@@ -281,10 +282,7 @@ async fn send_window(
         }
     };
     let labels = &ctx.card.labels;
-    let (emotion, confidence) = match &window.probabilities {
-        Some(p) => top(labels, p),
-        None => ("silence".to_string(), 0.0),
-    };
+    let (emotion, confidence) = (window.emotion.clone(), window.confidence);
     summary.add(window.probabilities.as_deref());
     metrics::window(&emotion);
     if window.probabilities.is_none() && !include_silence {
