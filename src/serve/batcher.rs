@@ -14,6 +14,18 @@ use tokio::sync::{mpsc, oneshot};
 use super::metrics;
 use crate::model::{Model, WindowInput};
 
+/// What the model thread runs: the loaded `Model` in production. Tests wrap the real model
+/// to inject faults (a panic mid-batch) and see what streams get.
+pub trait Inference: Send + Sync + 'static {
+    fn predict(&self, inputs: &[&WindowInput]) -> crate::Result<Vec<Vec<f32>>>;
+}
+
+impl Inference for Model {
+    fn predict(&self, inputs: &[&WindowInput]) -> crate::Result<Vec<Vec<f32>>> {
+        Model::predict(self, inputs)
+    }
+}
+
 /// What a window's submitter gets back: probabilities, or why there are none.
 pub type Reply = Result<Vec<f32>, BatchError>;
 
@@ -47,7 +59,10 @@ pub struct BatcherConfig {
 impl Batcher {
     /// Starts the model thread. It stops when every `Batcher` clone is dropped and the
     /// queue is drained.
-    pub fn start(model: Arc<Model>, config: BatcherConfig) -> (Self, std::thread::JoinHandle<()>) {
+    pub fn start(
+        model: Arc<dyn Inference>,
+        config: BatcherConfig,
+    ) -> (Self, std::thread::JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(config.queue_capacity.max(1));
         let handle = std::thread::Builder::new()
             .name("sentio-model".into())
@@ -73,7 +88,7 @@ impl Batcher {
     }
 }
 
-fn run_worker(model: Arc<Model>, config: BatcherConfig, mut jobs: mpsc::Receiver<Job>) {
+fn run_worker(model: Arc<dyn Inference>, config: BatcherConfig, mut jobs: mpsc::Receiver<Job>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -101,19 +116,21 @@ fn run_worker(model: Arc<Model>, config: BatcherConfig, mut jobs: mpsc::Receiver
         // Windows whose stream has gone away are not computed.
         batch.retain(|job| !job.reply.is_closed());
         if !batch.is_empty() {
-            run_batch(&model, &mut batch);
+            run_batch(model.as_ref(), &mut batch);
         }
         batch.clear();
     }
 }
 
-fn run_batch(model: &Model, batch: &mut Vec<Job>) {
+fn run_batch(model: &dyn Inference, batch: &mut Vec<Job>) {
     let started = Instant::now();
     for job in batch.iter() {
         metrics::queue_wait(started.duration_since(job.queued_at));
     }
     let inputs: Vec<&WindowInput> = batch.iter().map(|job| &job.input).collect();
-    // A panic inside inference fails this batch's windows only; the thread carries on.
+    // A panic inside inference fails this batch's windows only (INTERNAL on their streams).
+    // Nothing in the model is mutated by a forward pass, so the thread goes on with the next
+    // batch, as a fresh worker would, without losing the queue.
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| model.predict(&inputs)));
     metrics::batch(batch.len(), started.elapsed());
     match result {
@@ -135,6 +152,7 @@ fn run_batch(model: &Model, batch: &mut Vec<Job>) {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic = %what, size = batch.len(), "model panicked; failing the batch");
+            metrics::model_panic();
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(BatchError::Inference(format!(
                     "model panicked: {what}"

@@ -51,9 +51,9 @@ pub struct ServeConfig {
     /// Seconds without any message before a stream is ended (silence still arrives as audio).
     #[arg(long, env = "SENTIO_IDLE_TIMEOUT_S", default_value_t = 60)]
     pub idle_timeout_s: u64,
-    /// Largest gRPC message (and audio chunk), in bytes.
-    #[arg(long, env = "SENTIO_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub max_message_bytes: usize,
+    /// Largest audio chunk of a stream, in bytes (1 MiB is 2.7 s of 48 kHz stereo f32).
+    #[arg(long, env = "SENTIO_MAX_CHUNK_BYTES", default_value_t = 1024 * 1024)]
+    pub max_chunk_bytes: usize,
     /// Largest Classify file, in bytes.
     #[arg(long, env = "SENTIO_MAX_CLASSIFY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_classify_bytes: usize,

@@ -26,6 +26,7 @@ pub const QUEUE_DEPTH: &str = "sentio_queue_depth";
 pub const INFERENCE: &str = "sentio_inference_seconds";
 pub const WINDOW_LATENCY: &str = "sentio_window_latency_seconds";
 pub const ERRORS: &str = "sentio_errors_total";
+pub const MODEL_PANICS: &str = "sentio_model_panics_total";
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> PrometheusHandle {
@@ -49,6 +50,10 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        MODEL_PANICS,
+        "Forward passes that panicked; their windows failed with INTERNAL, the model thread went on."
+    );
     describe_gauge!(ACTIVE_STREAMS, "Streams currently open.");
     describe_counter!(
         STREAMS,
@@ -119,4 +124,8 @@ pub fn window_latency(latency: Duration) {
 
 pub fn error(code: tonic::Code) {
     counter!(ERRORS, "code" => format!("{code:?}")).increment(1);
+}
+
+pub fn model_panic() {
+    counter!(MODEL_PANICS).increment(1);
 }

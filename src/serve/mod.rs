@@ -5,6 +5,7 @@ pub mod auth;
 pub mod batcher;
 pub mod config;
 pub mod metrics;
+pub mod oversized;
 pub mod service;
 pub mod session;
 pub mod status;
@@ -20,10 +21,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use batcher::{Batcher, BatcherConfig};
+pub use batcher::{Batcher, BatcherConfig, Inference};
 pub use config::{LogFormat, ServeConfig};
 
-use crate::model::Model;
+use crate::model::{Model, ModelCard};
 use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
 use service::EmotionService;
 use session::SessionContext;
@@ -45,6 +46,27 @@ fn tls_config(config: &ServeConfig) -> crate::Result<Option<tonic::transport::Se
     Ok(Some(tls))
 }
 
+/// What the server runs windows through: the model's card, where it runs, and the forward
+/// pass. A `Model` converts into one; tests wrap the real model to inject faults.
+pub struct Engine {
+    pub card: ModelCard,
+    pub device: String,
+    pub inference: Arc<dyn Inference>,
+}
+
+impl From<Model> for Engine {
+    fn from(model: Model) -> Self {
+        Self {
+            card: model.card.clone(),
+            device: format!("{:?}", model.device()).to_lowercase(),
+            inference: Arc::new(model),
+        }
+    }
+}
+
+/// Protobuf framing around the largest payload (audio bytes plus a few small fields).
+const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
+
 /// The gRPC service name, as health checks report it.
 pub const SERVICE_NAME: &str = "sentio.v1.EmotionRecognizer";
 
@@ -55,9 +77,14 @@ pub async fn serve(
     grpc: TcpListener,
     metrics_listener: Option<TcpListener>,
     config: ServeConfig,
-    model: Model,
+    engine: impl Into<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
+    let Engine {
+        card,
+        device,
+        inference,
+    } = engine.into();
     let prometheus = metrics::install();
     if let Some(listener) = metrics_listener {
         let app = axum::Router::new().route(
@@ -70,14 +97,12 @@ pub async fn serve(
             }
         });
     }
-    let device = format!("{:?}", model.device()).to_lowercase();
-    let card = model.card.clone();
     let batcher_config = BatcherConfig {
         max_batch_size: config.max_batch_size.max(1),
         max_batch_delay: config.max_batch_delay(),
         queue_capacity: config.queue_capacity.max(1),
     };
-    let (batcher, worker) = Batcher::start(Arc::new(model), batcher_config);
+    let (batcher, worker) = Batcher::start(inference, batcher_config);
     let stop = CancellationToken::new();
     let ctx = Arc::new(SessionContext {
         card,
@@ -105,7 +130,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
-    let limit = config.max_message_bytes;
+    // One limit for every method: Classify carries whole files, streams small chunks (the
+    // session enforces --max-chunk-bytes with a clear status of its own).
+    let limit = config.max_chunk_bytes.max(config.max_classify_bytes) + MESSAGE_OVERHEAD_BYTES;
     let recognizer = EmotionRecognizerServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -179,6 +206,9 @@ pub async fn serve(
             .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?;
     }
     let server = builder
+        .layer(tower::util::MapResponseLayer::new(
+            oversized::oversized_is_resource_exhausted,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(recognizer)

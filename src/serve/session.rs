@@ -93,10 +93,7 @@ pub async fn run(
             )
             .await;
         }
-        Ok(Err(status)) => {
-            tracing::debug!(%status, "stream failed before its config");
-            return "cancelled";
-        }
+        Ok(Err(status)) => return inbound_failed(&out, status).await,
         Err(_) => {
             return fail(
                 &out,
@@ -165,12 +162,15 @@ pub async fn run(
             }
             msg = tokio::time::timeout(idle, inbound.message()), if can_read => match msg {
                 Err(_) => break format!("idle timeout: no audio for {} s", idle.as_secs()),
-                Ok(Err(status)) => {
-                    tracing::info!(%status, "client went away");
-                    return "cancelled";
-                }
+                Ok(Err(status)) => return inbound_failed(&out, status).await,
                 Ok(Ok(None)) => break "completed".into(),
                 Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) }))) => {
+                    if chunk.len() > ctx.config.max_chunk_bytes {
+                        return fail(&out, Status::resource_exhausted(format!(
+                            "an audio chunk of {} bytes exceeds the limit of {} bytes; send smaller chunks",
+                            chunk.len(), ctx.config.max_chunk_bytes
+                        ))).await;
+                    }
                     let arrived = Instant::now();
                     samples.clear();
                     prepared.clear();
@@ -191,6 +191,16 @@ pub async fn run(
         }
     };
     // The end: flush the tail, let every window in flight finish, then summarize.
+    if end_reason == "completed" && decoder.pending_bytes() != 0 {
+        return fail(
+            &out,
+            Status::invalid_argument(format!(
+                "the stream ended with {} bytes of an incomplete sample frame",
+                decoder.pending_bytes()
+            )),
+        )
+        .await;
+    }
     let arrived = Instant::now();
     prepared.clear();
     if let Err(e) = pipeline.finish(&mut prepared) {
@@ -213,6 +223,26 @@ pub async fn run(
         "completed"
     } else {
         "limited"
+    }
+}
+
+/// The request stream broke. A message over the transport limit or one that is not valid
+/// protobuf is the caller's mistake and gets a clear status; anything else means the
+/// client went away, and there is no one left to tell.
+async fn inbound_failed(out: &Outbound, status: Status) -> &'static str {
+    match status.code() {
+        tonic::Code::OutOfRange if status.message().contains("too large") => {
+            let message = format!("message rejected: {}", status.message());
+            fail(out, Status::resource_exhausted(message)).await
+        }
+        tonic::Code::Internal if status.message().contains("decode") => {
+            let message = format!("malformed request: {}", status.message());
+            fail(out, Status::invalid_argument(message)).await
+        }
+        _ => {
+            tracing::info!(%status, "client went away");
+            "cancelled"
+        }
     }
 }
 

@@ -61,6 +61,12 @@ pub fn accept(
             "config.stream_id is longer than 256 bytes",
         ));
     }
+    // The id goes into logs and metrics labels: no control characters (forged log lines).
+    if config.stream_id.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "config.stream_id contains control characters",
+        ));
+    }
     let stream_id = if config.stream_id.is_empty() {
         format!("stream-{fallback_id}")
     } else {
