@@ -1,6 +1,8 @@
 //! A real server on 127.0.0.1 with the shipped model, and a client for it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,7 +14,7 @@ use sentio::proto::{
     AudioEncoding, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamSummary,
     WindowPrediction, stream_emotions_request::Request, stream_emotions_response::Response,
 };
-use sentio::serve::ServeConfig;
+use sentio::serve::{Engine, ServeConfig};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -25,18 +27,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
+        Self::start_engine(model.into(), tweak).await
+    }
+
+    /// A server running its windows through `engine` (the real model, possibly wrapped).
+    pub async fn start_engine(engine: Engine, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::defaults();
         tweak(&mut config);
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, metrics_addr) = (grpc.local_addr().unwrap(), metrics.local_addr().unwrap());
-        let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(sentio::serve::serve(
             grpc,
             Some(metrics),
             config,
-            model,
+            engine,
             async move {
                 let _ = stopped.await;
             },

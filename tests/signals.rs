@@ -1,0 +1,124 @@
+//! Signals to the real binary: SIGTERM under load drains every open stream (each gets its
+//! in-flight windows and its summary, then the process exits 0); SIGHUP reloads API keys.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::ServerProcess;
+use common::*;
+use sentio::proto::stream_emotions_response::Response;
+use sentio::proto::{AudioEncoding, GetModelInfoRequest, StreamConfig};
+use tokio_stream::wrappers::ReceiverStream;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_delivers_every_window_and_summary() {
+    let mut server = ServerProcess::start(&["--drain-timeout-s", "10"]).await;
+    let audio = speech_bytes();
+    let config = StreamConfig {
+        include_silence: true,
+        ..config(AudioEncoding::PcmS16le, 16_000)
+    };
+    let (first_prediction, mut predicted) = tokio::sync::mpsc::channel::<()>(64);
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let mut client = server.client().await;
+        let (audio, config, first_prediction) =
+            (audio.clone(), config.clone(), first_prediction.clone());
+        streams.push(tokio::spawn(async move {
+            // A live call: 100 ms of audio every 100 ms, until the server ends the stream.
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let feeder = tokio::spawn(async move {
+                tx.send(requests(config, &[], 1).remove(0)).await.unwrap();
+                let mut ticks = tokio::time::interval(Duration::from_millis(100));
+                for chunk in audio.chunks(3_200).cycle() {
+                    ticks.tick().await;
+                    let message = requests(Default::default(), chunk, chunk.len()).remove(1);
+                    if tx.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut inbound = client
+                .stream_emotions(ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut result = StreamResult::default();
+            loop {
+                match inbound.message().await {
+                    Ok(Some(m)) => match m.response {
+                        Some(Response::Prediction(p)) => {
+                            if result.predictions.is_empty() {
+                                first_prediction.send(()).await.unwrap();
+                            }
+                            result.predictions.push(p);
+                        }
+                        Some(Response::Summary(s)) => result.summary = Some(s),
+                        _ => {}
+                    },
+                    Ok(None) => break,
+                    Err(status) => {
+                        result.status = Some(status);
+                        break;
+                    }
+                }
+            }
+            feeder.abort();
+            result
+        }));
+    }
+    // Every stream is live and has had a prediction; then the operator stops the server.
+    for _ in 0..20 {
+        predicted.recv().await.unwrap();
+    }
+    server.signal("TERM");
+    for stream in streams {
+        let result = stream.await.unwrap();
+        assert!(result.status.is_none(), "{:?}", result.status);
+        let summary = result.summary.expect("a summary");
+        assert_eq!(summary.end_reason, "server shutting down");
+        // Every window the server cut was delivered, in order, none missing.
+        assert_eq!(summary.windows, result.predictions.len() as u64);
+        for (i, p) in result.predictions.iter().enumerate() {
+            assert_eq!(p.window_index, i as u64);
+        }
+    }
+    let status = server.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.expect("exited").success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_api_keys() {
+    let dir = std::env::temp_dir().join(format!("sentio-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "key-one\n").unwrap();
+    let server = ServerProcess::start(&["--api-keys-file", keys.to_str().unwrap()]).await;
+    let mut client = server.client().await;
+    let mut call = async |key: &str| {
+        let mut request = tonic::Request::new(GetModelInfoRequest {});
+        let value = format!("Bearer {key}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+        client
+            .get_model_info(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code())
+    };
+    assert_eq!(call("key-one").await, Ok(()));
+    assert_eq!(call("key-two").await, Err(tonic::Code::Unauthenticated));
+    std::fs::write(&keys, "key-two\n").unwrap();
+    server.signal("HUP");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if call("key-two").await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "key-two was not accepted after SIGHUP");
+    assert_eq!(call("key-one").await, Err(tonic::Code::Unauthenticated));
+    let _ = std::fs::remove_dir_all(dir);
+}
