@@ -59,14 +59,14 @@ struct Tally {
     audio_ms: u64,
 }
 
-pub async fn run(addr: &str, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
     let audio = decode_path(&args.file)?;
     let bytes = Arc::new(encode(&audio.samples, SampleFormat::S16Le));
     let mut n = args.streams.max(1);
     let step = args.ramp_step.unwrap_or(n).max(1);
     let mut best = None;
     loop {
-        let report = run_step(addr, &args, n, audio.sample_rate, bytes.clone()).await?;
+        let report = run_step(conn, &args, n, audio.sample_rate, bytes.clone()).await?;
         let held = report["lost_windows"].as_u64() == Some(0)
             && report["errors"].as_object().is_some_and(|e| e.is_empty())
             && report["latency_ms"]["p99"]
@@ -110,7 +110,7 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 }
 
 async fn run_step(
-    addr: &str,
+    conn: &crate::connect::ConnectArgs,
     args: &BenchArgs,
     streams: usize,
     rate: u32,
@@ -119,7 +119,7 @@ async fn run_step(
     let connections = streams.div_ceil(args.streams_per_connection.max(1));
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
-        clients.push(crate::connect(addr).await?);
+        clients.push(conn.connect().await?);
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
     let received = Arc::new(AtomicU64::new(0));
@@ -173,9 +173,7 @@ async fn run_step(
 
 #[allow(clippy::too_many_arguments)]
 async fn one_stream(
-    mut client: sentio::proto::emotion_recognizer_client::EmotionRecognizerClient<
-        tonic::transport::Channel,
-    >,
+    mut client: crate::connect::Client,
     rate: u32,
     bytes: Arc<Vec<u8>>,
     chunk_ms: u64,

@@ -2,20 +2,20 @@
 //! the model, and load-tests.
 
 mod bench;
+mod connect;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use connect::ConnectArgs;
 use sentio::audio::{SampleFormat, decode_path, pcm::encode};
-use sentio::proto::emotion_recognizer_client::EmotionRecognizerClient;
 use sentio::proto::{
     AudioEncoding, ClassifyRequest, GetModelInfoRequest, StreamConfig, StreamEmotionsRequest,
     stream_emotions_request::Request, stream_emotions_response::Response,
 };
 use tokio::io::AsyncReadExt;
-use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(
@@ -24,14 +24,8 @@ use tonic::transport::Channel;
     about = "Client for the Sentio emotion server"
 )]
 struct Cli {
-    /// Server address.
-    #[arg(
-        long,
-        global = true,
-        env = "SENTIO_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    addr: String,
+    #[command(flatten)]
+    conn: ConnectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,24 +89,16 @@ pub fn encoding_of(format: SampleFormat) -> AudioEncoding {
     }
 }
 
-pub async fn connect(addr: &str) -> anyhow::Result<EmotionRecognizerClient<Channel>> {
-    let channel = Channel::from_shared(addr.to_string())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    Ok(EmotionRecognizerClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Stream(args) => stream(&cli.addr, args).await,
-        Command::Classify { files, json } => classify(&cli.addr, files, json).await,
+        Command::Stream(args) => stream(&cli.conn, args).await,
+        Command::Classify { files, json } => classify(&cli.conn, files, json).await,
         Command::Info => {
-            let info = connect(&cli.addr)
+            let info = cli
+                .conn
+                .connect()
                 .await?
                 .get_model_info(GetModelInfoRequest {})
                 .await?
@@ -134,11 +120,11 @@ async fn main() -> anyhow::Result<()> {
             println!("metrics: {}", info.metrics_json);
             Ok(())
         }
-        Command::Bench(args) => bench::run(&cli.addr, args).await,
+        Command::Bench(args) => bench::run(&cli.conn, args).await,
     }
 }
 
-async fn stream(addr: &str, args: StreamArgs) -> anyhow::Result<()> {
+async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
     let (bytes, format, rate, channels) = if args.input == "-" {
         let mut bytes = Vec::new();
         tokio::io::stdin().read_to_end(&mut bytes).await?;
@@ -195,7 +181,7 @@ async fn stream(addr: &str, args: StreamArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let mut client = connect(addr).await?;
+    let mut client = conn.connect().await?;
     let mut inbound = client
         .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await?
@@ -254,8 +240,8 @@ fn json_of(response: &Response) -> serde_json::Value {
     }
 }
 
-async fn classify(addr: &str, files: Vec<PathBuf>, json: bool) -> anyhow::Result<()> {
-    let mut client = connect(addr).await?;
+async fn classify(conn: &ConnectArgs, files: Vec<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let mut client = conn.connect().await?;
     for file in files {
         let result = match std::fs::read(&file) {
             Ok(audio) => client
