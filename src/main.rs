@@ -113,6 +113,14 @@ fn init_logging(format: LogFormat) {
 
 fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
     init_logging(config.log_format);
+    // Candle sizes its thread pools from these variables, read when first used. Setting
+    // them also spares it re-reading /proc/cpuinfo on every matmul (seen in perf).
+    let threads = config.model_threads.max(1).to_string();
+    // SAFETY: no other thread exists yet; nothing reads the environment concurrently.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", &threads);
+        std::env::set_var("CANDLE_NUM_THREADS", &threads);
+    }
     let model = load_model(config.model.as_ref(), &config.device)?;
     tracing::info!(model = %model.card.id, kind = ?model.card.kind, device = %config.device, "model loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -27,6 +27,10 @@ pub struct ServeConfig {
     /// Where the model runs: cpu or cuda:N (CUDA needs a build with --features cuda).
     #[arg(long, env = "SENTIO_DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Threads one forward pass may use. One is the most work per core under load (no
+    /// barrier spinning beside the gRPC threads); more lowers latency on idle cores.
+    #[arg(long, env = "SENTIO_MODEL_THREADS", default_value_t = 1)]
+    pub model_threads: usize,
     /// Most windows in one forward pass.
     #[arg(long, env = "SENTIO_MAX_BATCH_SIZE", default_value_t = 64)]
     pub max_batch_size: usize,
