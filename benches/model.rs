@@ -7,6 +7,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sentio::audio::decode_path;
 use sentio::model::Model;
 
+// The server's allocator (see src/main.rs), so these figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn forward(c: &mut Criterion) {
     let model = Model::default_model(&Device::Cpu).unwrap();
     let path =

@@ -104,13 +104,14 @@ impl PcmDecoder {
 
     fn decode_frames(&mut self, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
         let bps = self.format.bytes_per_sample();
-        let scale = 1.0 / self.channels as f32;
         for frame in bytes.chunks_exact(self.frame_bytes()) {
-            let mut sum = 0.0f32;
+            // Summed in f64: finite f32 channels near f32::MAX overflow an f32 sum to
+            // infinity, while their mean is finite (found by fuzz/pcm_decode).
+            let mut sum = 0.0f64;
             for sample in frame.chunks_exact(bps) {
-                sum += self.sample(sample)?;
+                sum += self.sample(sample)? as f64;
             }
-            out.push(if self.channels == 1 { sum } else { sum * scale });
+            out.push((sum / self.channels as f64) as f32);
             self.frames_decoded += 1;
         }
         Ok(())
@@ -290,6 +291,15 @@ mod tests {
         assert!(out.is_empty());
         let bytes = encode(&[f32::INFINITY], SampleFormat::F32Le);
         assert!(decoder.decode(&bytes, &mut out).is_err());
+    }
+
+    #[test]
+    fn loud_float_channels_downmix_to_a_finite_mean() {
+        let mut decoder = PcmDecoder::new(SampleFormat::F32Le, 2).unwrap();
+        let bytes = encode(&[f32::MAX, f32::MAX, -3.0e38, -3.0e38], SampleFormat::F32Le);
+        let mut out = Vec::new();
+        decoder.decode(&bytes, &mut out).unwrap();
+        assert_eq!(out, [f32::MAX, -3.0e38]);
     }
 
     #[test]

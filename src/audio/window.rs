@@ -56,6 +56,10 @@ impl WindowAssembler {
                 "window ({window} samples) and hop ({hop} samples) must be positive with hop <= window"
             )));
         }
+        // Window times divide by the rate (found by fuzz/window_assembler).
+        if sample_rate == 0 {
+            return Err(Error::Config("the sample rate must be positive".into()));
+        }
         Ok(Self {
             window,
             hop,
@@ -181,5 +185,10 @@ mod tests {
     fn hop_longer_than_window_is_rejected() {
         assert!(WindowAssembler::new(10, 20, 16000, true).is_err());
         assert!(WindowAssembler::new(0, 0, 16000, true).is_err());
+    }
+
+    #[test]
+    fn zero_sample_rate_is_rejected() {
+        assert!(WindowAssembler::new(40, 20, 0, true).is_err());
     }
 }

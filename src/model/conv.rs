@@ -49,6 +49,15 @@ impl TemporalConv {
         })
     }
 
+    /// (out, in, k).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
     /// (B, C_in, T) -> (B, C_out, T + pads - k + 1).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x

@@ -52,7 +52,31 @@ pub struct LogMelNet {
     input_norm: InputNorm,
 }
 
+/// A trained network's parameters, for the inference pass of `folded`.
+pub struct LogMelParts<'a> {
+    /// Each block's convolution weight (out, in, k) and batch norm.
+    pub blocks: Vec<(&'a Tensor, &'a BatchNorm)>,
+    pub head: &'a Linear,
+    pub band_mean: &'a Tensor,
+    pub band_std: &'a Tensor,
+    pub input_norm: InputNorm,
+}
+
 impl LogMelNet {
+    pub fn parts(&self) -> LogMelParts<'_> {
+        LogMelParts {
+            blocks: self
+                .blocks
+                .iter()
+                .map(|(conv, bn, _)| (conv.weight(), bn))
+                .collect(),
+            head: &self.head,
+            band_mean: &self.band_mean,
+            band_std: &self.band_std,
+            input_norm: self.input_norm,
+        }
+    }
+
     pub fn new(
         vb: VarBuilder,
         n_mels: usize,

@@ -4,6 +4,7 @@
 pub mod card;
 pub mod conv;
 pub mod dropout;
+pub mod folded;
 pub mod logmel;
 pub mod seed;
 
@@ -76,6 +77,8 @@ pub struct WindowInput {
 pub struct Model {
     pub card: ModelCard,
     net: Net,
+    /// The log-mel network's inference pass (batch norm folded, channels-last).
+    folded: Option<folded::FoldedLogMelNet>,
     device: Device,
 }
 
@@ -126,9 +129,14 @@ impl Model {
         let card = ModelCard::from_json(card_json)?;
         let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, device)?;
         let net = Net::build(&card, vb)?;
+        let folded = match &net {
+            Net::Logmel(logmel) => Some(folded::FoldedLogMelNet::new(logmel)?),
+            Net::Seed(_) => None,
+        };
         Ok(Self {
             card,
             net,
+            folded,
             device: device.clone(),
         })
     }
@@ -177,7 +185,10 @@ impl Model {
             Net::Seed(_) => Tensor::from_vec(flat, (batch.len(), width), &self.device)?,
             Net::Logmel(_) => Tensor::from_vec(flat, (batch.len(), frames, width), &self.device)?,
         };
-        let logits = self.net.forward_t(&x, false)?;
+        let logits = match &self.folded {
+            Some(folded) => folded.forward(&x)?,
+            None => self.net.forward_t(&x, false)?,
+        };
         let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_device(&Device::Cpu)?;
         Ok(probs.to_vec2::<f32>()?)
     }
