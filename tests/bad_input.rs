@@ -89,6 +89,8 @@ fn stream_cases(speech: &[u8]) -> Vec<Case> {
         case("unknown encoding 99", Stream(with(|c| c.encoding = 99)), invalid, "not a known"),
         case("negative encoding", Stream(with(|c| c.encoding = -1)), invalid, "not a known"),
         case("1000 channels", Stream(with(|c| c.channels = 1000)), invalid, "channels"),
+        case("rate above --max-sample-rate-hz", Stream(vec![cfg(s16(176_400))]), invalid, "allowed range"),
+        case("channels above --max-channels", Stream(with(|c| c.channels = 16)), invalid, "this server's limit"),
         case("u32::MAX channels", Stream(with(|c| c.channels = u32::MAX)), invalid, "channels"),
         case("hop longer than window", Stream(with(|c| (c.window_ms, c.hop_ms) = (1000, 1500))), invalid, "longer than window"),
         case("window 100 ms", Stream(with(|c| c.window_ms = 100)), invalid, "outside the model's range"),
@@ -145,6 +147,7 @@ fn classify_cases(speech: &[u8]) -> Vec<Case> {
         case("raw NaN samples", raw(AudioEncoding::PcmF32le, 16_000, f32_bytes(&[0.0, f32::NAN])), invalid, "not finite"),
         case("raw unknown encoding", ClassifyRequest { encoding: 77, ..raw(AudioEncoding::PcmS16le, 16_000, vec![0; 320]) }, invalid, "not a known"),
         case("raw 1000 channels", ClassifyRequest { channels: 1000, ..raw(AudioEncoding::PcmS16le, 16_000, vec![0; 32_000]) }, invalid, "channels"),
+        case("raw rate above --max-sample-rate-hz", raw(AudioEncoding::PcmS16le, 176_400, vec![0; 32_000]), invalid, "allowed range"),
         case("raw, no samples", raw(AudioEncoding::Mulaw, 8_000, vec![]), invalid, "no audio samples"),
         case("longer than --max-classify-seconds", raw(AudioEncoding::Mulaw, 8_000, vec![0xFF; 8_000 * 30]), Code::ResourceExhausted, "Classify limit"),
         case("bigger than --max-classify-bytes", raw(AudioEncoding::PcmS16le, 48_000, vec![0; 3 << 20]), Code::ResourceExhausted, "too large"),
@@ -206,6 +209,8 @@ async fn every_bad_input_gets_its_status_and_other_streams_carry_on() {
         c.idle_timeout_s = 1;
         c.max_classify_seconds = 20;
         c.max_classify_bytes = 2 << 20;
+        c.max_sample_rate_hz = 96_000;
+        c.max_channels = 8;
     })
     .await;
     let speech = speech_bytes();

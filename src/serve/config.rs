@@ -55,6 +55,15 @@ pub struct ServeConfig {
     /// Seconds without any message before a stream is ended (silence still arrives as audio).
     #[arg(long, env = "SENTIO_IDLE_TIMEOUT_S", default_value_t = 60)]
     pub idle_timeout_s: u64,
+    /// Lowest sample rate a caller may send, Hz (8000 to 192000 are supported).
+    #[arg(long, env = "SENTIO_MIN_SAMPLE_RATE_HZ", default_value_t = 8_000)]
+    pub min_sample_rate_hz: u32,
+    /// Highest sample rate a caller may send, Hz.
+    #[arg(long, env = "SENTIO_MAX_SAMPLE_RATE_HZ", default_value_t = 192_000)]
+    pub max_sample_rate_hz: u32,
+    /// Most interleaved channels a raw stream may carry (downmixed to mono; at most 32).
+    #[arg(long, env = "SENTIO_MAX_CHANNELS", default_value_t = 32)]
+    pub max_channels: usize,
     /// Largest audio chunk of a stream, in bytes (1 MiB is 2.7 s of 48 kHz stereo f32).
     #[arg(long, env = "SENTIO_MAX_CHUNK_BYTES", default_value_t = 1024 * 1024)]
     pub max_chunk_bytes: usize,

@@ -75,10 +75,19 @@ impl EmotionRecognizer for EmotionService {
             ))));
         }
         let max_seconds = config.max_classify_seconds;
+        let channels = request.channels.max(1) as usize;
+        let raw = request.encoding != AudioEncoding::Unspecified as i32;
         let audio = tokio::task::spawn_blocking(move || decode_request(request))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(counted)?;
+        // A container's channels are downmixed by the decoder; raw audio declares its own.
+        super::stream_config::within_limits(
+            audio.sample_rate,
+            if raw { channels } else { 1 },
+            config,
+        )
+        .map_err(counted)?;
         if audio.duration_seconds() > max_seconds as f64 {
             return Err(counted(Status::resource_exhausted(format!(
                 "{:.1} s of audio exceed the Classify limit of {max_seconds} s",

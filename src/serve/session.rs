@@ -102,7 +102,7 @@ pub async fn run(
             .await;
         }
     };
-    let accepted = match accept(&config, &ctx.card, id) {
+    let accepted = match accept(&config, &ctx.card, &ctx.config, id) {
         Ok(a) => a,
         Err(status) => return fail(&out, status).await,
     };

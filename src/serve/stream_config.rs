@@ -3,6 +3,7 @@
 
 use tonic::Status;
 
+use super::config::ServeConfig;
 use crate::audio::SampleFormat;
 use crate::audio::pcm::MAX_CHANNELS;
 use crate::audio::resample::validate_rate;
@@ -20,9 +21,28 @@ pub struct Accepted {
     pub include_silence: bool,
 }
 
+/// The operator's narrower limits (`--min/max-sample-rate-hz`, `--max-channels`) on top of
+/// what the decoders support.
+pub fn within_limits(rate: u32, channels: usize, limits: &ServeConfig) -> Result<(), Status> {
+    if rate < limits.min_sample_rate_hz || rate > limits.max_sample_rate_hz {
+        return Err(Status::invalid_argument(format!(
+            "sample_rate_hz {rate} is outside this server's allowed range {}..={} Hz",
+            limits.min_sample_rate_hz, limits.max_sample_rate_hz
+        )));
+    }
+    if channels > limits.max_channels {
+        return Err(Status::invalid_argument(format!(
+            "{channels} channels exceed this server's limit of {}",
+            limits.max_channels
+        )));
+    }
+    Ok(())
+}
+
 pub fn accept(
     config: &StreamConfig,
     card: &ModelCard,
+    limits: &ServeConfig,
     fallback_id: u64,
 ) -> Result<Accepted, Status> {
     let format = match AudioEncoding::try_from(config.encoding) {
@@ -54,6 +74,7 @@ pub fn accept(
             "config.channels {channels} exceeds the limit of {MAX_CHANNELS}"
         )));
     }
+    within_limits(rate, channels, limits)?;
     let spec = WindowSpec::resolve(card, config.window_ms, config.hop_ms)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     if config.stream_id.len() > 256 {
