@@ -133,6 +133,8 @@ so any change here rolls the pods.
 - --queue-capacity={{ int64 .Values.server.queueCapacity }}
 - --max-streams={{ int64 .Values.server.maxStreams }}
 - --max-windows-in-flight={{ int64 .Values.server.maxWindowsInFlight }}
+- --model-threads={{ int64 .Values.server.modelThreads }}
+- --max-chunk-bytes={{ int64 .Values.server.maxChunkBytes }}
 - --max-stream-duration-s={{ int64 .Values.server.maxStreamDurationS }}
 - --idle-timeout-s={{ int64 .Values.server.idleTimeoutS }}
 - --drain-timeout-s={{ int64 .Values.server.drainTimeoutS }}
