@@ -4,6 +4,7 @@
 //! One implementation, so a file classified offline and the same audio streamed in any
 //! chunking get identical windows.
 
+use crate::FeatureConfig;
 use crate::audio::{StreamResampler, Window, WindowAssembler};
 use crate::error::{Error, Result};
 use crate::features::StreamingLogMel;
@@ -125,7 +126,9 @@ impl BlockEnergy {
 /// Samples in, prepared windows out.
 #[derive(Debug)]
 pub struct WindowPipeline {
-    card: ModelCard,
+    /// Only the features: a whole card (with its metrics JSON) per stream would cost tens
+    /// of KB of every stream's memory.
+    features: FeatureConfig,
     resampler: StreamResampler,
     assembler: WindowAssembler,
     logmel: Option<StreamingLogMel>,
@@ -156,7 +159,7 @@ impl WindowPipeline {
             ModelKind::Seed => None,
         };
         Ok(Self {
-            card: card.clone(),
+            features: card.features.clone(),
             resampler: StreamResampler::new(input_rate, rate)?,
             assembler,
             logmel,
@@ -189,7 +192,7 @@ impl WindowPipeline {
 
     /// Milliseconds of audio received (at the model rate).
     pub fn audio_ms(&self) -> u64 {
-        self.assembler.total_samples() * 1000 / self.card.features.sr as u64
+        self.assembler.total_samples() * 1000 / self.features.sr as u64
     }
 
     fn advance(&mut self, out: &mut Vec<PreparedWindow>) -> Result<()> {
@@ -224,13 +227,13 @@ impl WindowPipeline {
                     .window_logmel(w.start_sample, w.len)
                     .ok_or_else(|| Error::Model("log-mel frames missing for a window".into()))?;
                 Some(WindowInput {
-                    frames: values.len() / self.card.features.n_mels,
+                    frames: values.len() / self.features.n_mels,
                     values,
                 })
             }
             (None, true) => Some(WindowInput {
                 frames: 1,
-                values: seed_features(&w.samples, &self.card.features)?,
+                values: seed_features(&w.samples, &self.features)?,
             }),
         };
         Ok(PreparedWindow {
