@@ -2,6 +2,7 @@
 //! FLAC, Ogg Vorbis and MP3, downmixed to mono at the file's own sample rate.
 
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
@@ -36,6 +37,25 @@ pub fn decode_path(path: &Path) -> Result<DecodedAudio> {
 
 /// Decodes a whole file held in memory. `extension_hint` helps the probe but is not trusted.
 pub fn decode_file(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
+    // symphonia 0.5.5 panics on some malformed files (a WAV stating 0 Hz, ADPCM with more
+    // than two channels, header arithmetic that overflows where overflow checks are on; found
+    // by fuzz/container_decode). A bad file is the caller's mistake: it gets an error, not a
+    // crashed CLI or an INTERNAL status. Nothing outlives the closure, so no broken state
+    // can leak out of it.
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_unguarded(bytes, extension_hint)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("unknown cause");
+            Err(Error::InvalidAudio(format!(
+                "the decoder failed on this file: {what}"
+            )))
+        })
+}
+
+fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
     if bytes.is_empty() {
         return Err(Error::InvalidAudio("the file is empty".into()));
     }
@@ -143,5 +163,41 @@ fn describe(err: SymphoniaError, doing: &str) -> Error {
             Error::InvalidAudio(format!("cannot {doing}: the file is truncated"))
         }
         other => Error::InvalidAudio(format!("cannot {doing}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-bit mono PCM WAV file stating the given sample rate, with 4 samples of silence.
+    fn pcm_wav(sample_rate: u32) -> Vec<u8> {
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        fmt.extend_from_slice(&1u16.to_le_bytes()); // channels
+        fmt.extend_from_slice(&sample_rate.to_le_bytes());
+        fmt.extend_from_slice(&(sample_rate * 2).to_le_bytes()); // bytes per second
+        fmt.extend_from_slice(&2u16.to_le_bytes()); // block alignment
+        fmt.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+        let data = [0u8; 8];
+        let mut wav = b"RIFF".to_vec();
+        wav.extend_from_slice(&((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        wav.extend_from_slice(&fmt);
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(&data);
+        wav
+    }
+
+    #[test]
+    fn a_decoder_panic_is_an_invalid_file() {
+        assert_eq!(decode_file(pcm_wav(8000), None).unwrap().samples, [0.0; 4]);
+        // symphonia 0.5.5 panics on a WAV stating 0 Hz ("TimeBase cannot have 0 numerator
+        // or denominator") before our own check of the rate can run.
+        let err = decode_file(pcm_wav(0), Some("wav")).unwrap_err();
+        assert!(matches!(err, Error::InvalidAudio(_)), "{err}");
+        assert!(err.to_string().contains("decoder failed"), "{err}");
     }
 }
