@@ -8,6 +8,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::metrics;
 use super::session::{self, SessionContext};
@@ -53,11 +54,20 @@ impl EmotionRecognizer for EmotionService {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let inbound = request.into_inner();
         metrics::stream_opened();
-        self.tracker.spawn(async move {
-            let outcome = session::run(ctx, inbound, tx, id).await;
-            metrics::stream_closed(outcome);
-            drop(permit);
-        });
+        let span = tracing::info_span!(
+            "stream",
+            stream_id = tracing::field::Empty,
+            encoding = tracing::field::Empty,
+            rate = tracing::field::Empty
+        );
+        self.tracker.spawn(
+            async move {
+                let outcome = session::run(ctx, inbound, tx, id).await;
+                metrics::stream_closed(outcome);
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

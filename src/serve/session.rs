@@ -106,8 +106,13 @@ pub async fn run(
         Ok(a) => a,
         Err(status) => return fail(&out, status).await,
     };
-    let span = tracing::info_span!("stream", stream_id = %accepted.stream_id, encoding = ?accepted.format, rate = accepted.rate);
-    let _guard = span.enter();
+    // The session runs inside the "stream" span (service.rs instruments it); a span entered
+    // with a guard across awaits would stay entered on the worker thread for other streams'
+    // tasks, nesting every open stream into every log line (found by the soak).
+    let span = tracing::Span::current();
+    span.record("stream_id", accepted.stream_id.as_str());
+    span.record("encoding", tracing::field::debug(accepted.format));
+    span.record("rate", accepted.rate);
     let (mut decoder, mut pipeline) = match PcmDecoder::new(accepted.format, accepted.channels)
         .and_then(|d| {
             Ok((

@@ -145,7 +145,8 @@ pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow:
     let mut steps = Vec::new();
     loop {
         let report = run_step(conn, &args, n, hop_ms, audio.sample_rate, bytes.clone()).await?;
-        let held = report["lost_windows"].as_u64() == Some(0)
+        let held = report["windows"].as_u64().is_some_and(|w| w > 0)
+            && report["lost_windows"].as_u64() == Some(0)
             && report["errors"].as_object().is_some_and(|e| e.is_empty())
             && report["latency_ms"]["p99"]
                 .as_f64()
@@ -265,7 +266,9 @@ async fn run_step(
         }
     }
     for task in tasks {
-        let _ = task.await;
+        if let Err(e) = task.await {
+            live.stream_ended(0, 0, 0, Some(format!("client task failed: {e}")));
+        }
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
