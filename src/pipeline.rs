@@ -23,6 +23,9 @@ pub struct PreparedWindow {
     pub input: Option<WindowInput>,
 }
 
+/// Most windows covering any one instant (window_ms / hop_ms).
+pub const MAX_WINDOW_OVERLAP: u32 = 20;
+
 /// Window length and hop a stream asked for, checked against the model card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowSpec {
@@ -58,6 +61,14 @@ impl WindowSpec {
         if hop_ms % granularity != 0 || window_ms % granularity != 0 {
             return Err(Error::Config(format!(
                 "window_ms ({window_ms}) and hop_ms ({hop_ms}) must be multiples of {granularity} ms (the model's frame hop)"
+            )));
+        }
+        // Each window costs a forward pass and its frames' memory: a 10 ms hop on an 8 s
+        // window would be 800 passes per second of audio.
+        if (hop_ms as u64) * (MAX_WINDOW_OVERLAP as u64) < window_ms as u64 {
+            return Err(Error::Config(format!(
+                "hop_ms {hop_ms} is too short for window_ms {window_ms}: windows may overlap at most {MAX_WINDOW_OVERLAP} times (hop_ms >= {})",
+                window_ms.div_ceil(MAX_WINDOW_OVERLAP)
             )));
         }
         Ok(Self { window_ms, hop_ms })

@@ -97,6 +97,8 @@ fn stream_cases(speech: &[u8]) -> Vec<Case> {
         case("window 100 s", Stream(with(|c| c.window_ms = 100_000)), invalid, "outside the model's range"),
         case("window u32::MAX", Stream(with(|c| c.window_ms = u32::MAX)), invalid, "outside the model's range"),
         case("hop u32::MAX", Stream(with(|c| c.hop_ms = u32::MAX)), invalid, "longer than window"),
+        case("8 s window with a 10 ms hop", Stream(with(|c| (c.window_ms, c.hop_ms) = (8000, 10))), invalid, "overlap at most 20 times"),
+        case("a chunk of 20 s of audio", Stream(vec![cfg(config(AudioEncoding::Mulaw, 8_000)), audio(&vec![0xFF; 160_000])]), Code::ResourceExhausted, "more than 10 s"),
         case("hop off the frame grid", Stream(with(|c| c.hop_ms = 15)), invalid, "multiples of 10 ms"),
         case("stream id of 300 bytes", Stream(with(|c| c.stream_id = "x".repeat(300))), invalid, "longer than 256"),
         case("stream id forging a log line", Stream(with(|c| c.stream_id = "a\nlevel=error".into())), invalid, "control characters"),

@@ -15,7 +15,7 @@ use super::batcher::{Batcher, Reply};
 use super::config::ServeConfig;
 use super::metrics;
 use super::status::counted;
-use super::stream_config::accept;
+use super::stream_config::{accept, check_chunk};
 use crate::audio::PcmDecoder;
 use crate::classify::{WindowResult, top};
 use crate::model::ModelCard;
@@ -170,11 +170,8 @@ pub async fn run(
                 Ok(Err(status)) => return inbound_failed(&out, status).await,
                 Ok(Ok(None)) => break "completed".into(),
                 Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) }))) => {
-                    if chunk.len() > ctx.config.max_chunk_bytes {
-                        return fail(&out, Status::resource_exhausted(format!(
-                            "an audio chunk of {} bytes exceeds the limit of {} bytes; send smaller chunks",
-                            chunk.len(), ctx.config.max_chunk_bytes
-                        ))).await;
+                    if let Err(status) = check_chunk(chunk.len(), &accepted, &ctx.config) {
+                        return fail(&out, status).await;
                     }
                     let arrived = Instant::now();
                     samples.clear();

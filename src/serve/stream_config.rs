@@ -102,3 +102,26 @@ pub fn accept(
         include_silence: config.include_silence,
     })
 }
+
+/// Longest audio one chunk may carry. Every window a chunk completes is prepared at once, so
+/// this (with the overlap limit of `WindowSpec`) bounds a stream's transient memory to a few
+/// MB whatever its config; live callers send 20-200 ms per chunk.
+pub const MAX_CHUNK_SECONDS: u64 = 10;
+
+/// A chunk's size, in bytes (`--max-chunk-bytes`) and in seconds of audio.
+pub fn check_chunk(bytes: usize, stream: &Accepted, limits: &ServeConfig) -> Result<(), Status> {
+    if bytes > limits.max_chunk_bytes {
+        return Err(Status::resource_exhausted(format!(
+            "an audio chunk of {bytes} bytes exceeds the limit of {} bytes; send smaller chunks",
+            limits.max_chunk_bytes
+        )));
+    }
+    let frame_bytes = (stream.format.bytes_per_sample() * stream.channels) as u64;
+    let max_frames = MAX_CHUNK_SECONDS * stream.rate as u64;
+    if bytes as u64 / frame_bytes.max(1) > max_frames {
+        return Err(Status::resource_exhausted(format!(
+            "an audio chunk of {bytes} bytes holds more than {MAX_CHUNK_SECONDS} s of audio; stream audio as it arrives"
+        )));
+    }
+    Ok(())
+}
