@@ -85,16 +85,7 @@ impl ServerProcess {
 
     /// One value from /metrics (0 when absent).
     pub async fn metric(&self, name: &str) -> f64 {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut socket = tokio::net::TcpStream::connect(self.metrics_addr)
-            .await
-            .unwrap();
-        socket
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut body = String::new();
-        socket.read_to_string(&mut body).await.unwrap();
+        let body = super::scrape_metrics(self.metrics_addr).await;
         body.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0.0)
