@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod features;
 pub mod model;
+pub mod panics;
 pub mod pipeline;
 pub mod proto;
 pub mod serve;

@@ -132,6 +132,7 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    sentio::panics::log_panics_through_tracing();
 }
 
 fn run_serve(config: ServeConfig) -> anyhow::Result<()> {

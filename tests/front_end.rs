@@ -76,6 +76,13 @@ fn bad_files_are_typed_errors() {
     }
     let err = decode_file(nan_wav, Some("wav")).unwrap_err();
     assert!(err.to_string().contains("finite"), "{err}");
+    // A float WAV far beyond full scale.
+    let mut loud_wav = wav_header_f32(16_000, 2);
+    for v in [0.1f32, 1.0e20] {
+        loud_wav.extend_from_slice(&v.to_le_bytes());
+    }
+    let err = decode_file(loud_wav, Some("wav")).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
 }
 
 fn wav_header_f32(rate: u32, samples: u32) -> Vec<u8> {

@@ -2,7 +2,6 @@
 //! FLAC, Ogg Vorbis and MP3, downmixed to mono at the file's own sample rate.
 
 use std::io::Cursor;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
@@ -42,17 +41,13 @@ pub fn decode_file(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Decod
     // by fuzz/container_decode). A bad file is the caller's mistake: it gets an error, not a
     // crashed CLI or an INTERNAL status. Nothing outlives the closure, so no broken state
     // can leak out of it.
-    std::panic::catch_unwind(AssertUnwindSafe(|| decode_unguarded(bytes, extension_hint)))
-        .unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("unknown cause");
+    crate::panics::catch_input_panic(|| decode_unguarded(bytes, extension_hint)).unwrap_or_else(
+        |what| {
             Err(Error::InvalidAudio(format!(
                 "the decoder failed on this file: {what}"
             )))
-        })
+        },
+    )
 }
 
 fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
@@ -129,9 +124,13 @@ fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
             "the file holds no audio samples".into(),
         ));
     }
-    if let Some(bad) = samples.iter().position(|s| !s.is_finite()) {
+    let problem = samples
+        .iter()
+        .enumerate()
+        .find_map(|(i, &s)| super::float_sample_problem(s).map(|p| (i, s, p)));
+    if let Some((index, value, problem)) = problem {
         return Err(Error::InvalidAudio(format!(
-            "sample {bad} is not a finite number"
+            "sample {index} ({value}) {problem}"
         )));
     }
     Ok(DecodedAudio {

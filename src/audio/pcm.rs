@@ -122,9 +122,9 @@ impl PcmDecoder {
             SampleFormat::S16Le => i16::from_le_bytes([bytes[0], bytes[1]]) as f32 / 32768.0,
             SampleFormat::F32Le => {
                 let value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                if !value.is_finite() {
+                if let Some(problem) = super::float_sample_problem(value) {
                     return Err(Error::InvalidAudio(format!(
-                        "f32 sample {value} at frame {} is not finite",
+                        "f32 sample {value} at frame {} {problem}",
                         self.frames_decoded
                     )));
                 }
@@ -294,12 +294,19 @@ mod tests {
     }
 
     #[test]
-    fn loud_float_channels_downmix_to_a_finite_mean() {
+    fn floats_beyond_int16_scale_are_rejected() {
+        // Floats holding int16 values are accepted (the model ignores level); 1e19 squared
+        // over a frame would overflow the power spectrum (found by fuzz/pcm_decode).
         let mut decoder = PcmDecoder::new(SampleFormat::F32Le, 2).unwrap();
-        let bytes = encode(&[f32::MAX, f32::MAX, -3.0e38, -3.0e38], SampleFormat::F32Le);
+        let bytes = encode(&[32_768.0, 32_766.0, -1.5, -0.5], SampleFormat::F32Le);
         let mut out = Vec::new();
         decoder.decode(&bytes, &mut out).unwrap();
-        assert_eq!(out, [f32::MAX, -3.0e38]);
+        assert_eq!(out, [32_767.0, -1.0]);
+        for loud in [32_769.0, 1.0e19, -f32::MAX] {
+            let bytes = encode(&[0.0, loud], SampleFormat::F32Le);
+            let err = decoder.decode(&bytes, &mut out).unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
     }
 
     #[test]

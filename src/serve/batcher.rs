@@ -146,12 +146,8 @@ fn run_batch(model: &dyn Inference, batch: &mut Vec<Job>) {
             }
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %what, size = batch.len(), "model panicked; failing the batch");
+            let what = crate::panics::payload_message(&*panic);
+            tracing::error!(size = batch.len(), "model panicked; failing the batch");
             metrics::model_panic();
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(BatchError::Inference(format!(
