@@ -4,8 +4,8 @@
 # 1000 real-time streams, ramps until p99 > 250 ms or a lost window, then (with --soak N) holds
 # N streams for 30 minutes. Results (JSON lines and PNGs) go to benches/results/.
 #
-#   bash benches/capacity.sh                 # memory points + ramp (about 6 minutes)
-#   bash benches/capacity.sh --soak 800      # then a 30-minute soak at 800 streams
+#   bash benches/capacity.sh                 # memory points + ramp (about 12 minutes)
+#   bash benches/capacity.sh --soak 2000     # then a 30-minute soak at 2,000 streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 soak=""
@@ -15,8 +15,10 @@ mkdir -p "$out"
 cargo build --release -p sentio -p sentio-client >/dev/null
 clip=tests/fixtures/speech_long_16k.wav
 grpc=127.0.0.1:50091
+# --max-streams far above the default (2,000), so the ramp finds the machine's limit, not
+# the admission limit.
 ./target/release/sentio serve --grpc-addr "$grpc" --metrics-addr 127.0.0.1:50092 \
-    --log-format json 2>"$out/server.log" &
+    --max-streams 100000 --log-format json 2>"$out/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 2
@@ -26,7 +28,7 @@ echo "{\"idle_rss_mib\": $(rss)}" | tee "$out/memory.jsonl"
 for n in 100 500 1000; do
     client --streams "$n" --duration 30 --json | tee -a "$out/memory.jsonl" | head -c 300; echo
 done
-client --streams 600 --ramp --ramp-step 100 --duration 30 --json --plot "$out/ramp.png" \
+client --streams 1000 --ramp --ramp-step 200 --duration 30 --json --plot "$out/ramp.png" \
     | tee "$out/ramp.jsonl" | tail -1
 if [ -n "$soak" ]; then
     client --streams "$soak" --duration 1800 --interval 30 --json --plot "$out/soak.png" \
