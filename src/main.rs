@@ -93,10 +93,15 @@ fn tune_allocator() {
     // mimalloc v3's option numbers (mimalloc.h `mi_option_e`); not exported as constants.
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: plain option setters, called before any other thread exists.
-    unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 100);
+    // An operator's MIMALLOC_* variable wins (mimalloc reads those itself).
+    for (option, variable, value) in [
+        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 100),
+    ] {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: a plain option setter, called before any other thread exists.
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        }
     }
 }
 

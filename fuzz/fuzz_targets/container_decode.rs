@@ -3,7 +3,7 @@
 //!
 //! Any bytes, with any extension hint, must give `Ok` or a clean `Err`: no panic, no hang
 //! (libFuzzer `-timeout`), no runaway allocation (`-rss_limit_mb` / `-malloc_limit_mb`).
-//! `Ok` audio must be non-empty, finite and have a positive sample rate.
+//! `Ok` audio must be non-empty, finite, within ±32768 and have a positive sample rate.
 
 #![no_main]
 
@@ -38,7 +38,10 @@ fuzz_target!(
     if let Ok(audio) = decode_file(data.to_vec(), hint) {
         assert!(audio.sample_rate > 0);
         assert!(!audio.samples.is_empty());
-        assert!(audio.samples.iter().all(|s| s.is_finite()));
+        assert!(audio
+            .samples
+            .iter()
+            .all(|s| s.is_finite() && s.abs() <= sentio::audio::MAX_FLOAT_SAMPLE));
     }
     }
 );

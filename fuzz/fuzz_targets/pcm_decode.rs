@@ -3,8 +3,8 @@
 //! Checks that no format, channel count or chunking panics; that the output is exactly one
 //! sample per complete frame of the bytes accepted so far, whatever the chunking; that the
 //! partial frame carried over is always shorter than a frame; that integer formats decode
-//! into [-1, 1]; and that non-finite f32 input is rejected (the server's INVALID_ARGUMENT)
-//! with nothing appended and the decoder unchanged, never passed on as NaN or infinity.
+//! into [-1, 1]; and that f32 input that is not finite or beyond ±32768 is rejected (the
+//! server's INVALID_ARGUMENT) with nothing appended and the decoder unchanged, never passed on.
 
 #![no_main]
 
@@ -74,17 +74,18 @@ fuzz_target!(|input: Input| {
         let whole = (pending + chunk.len()) / frame * frame;
         let joined: Vec<u8> = carried.iter().chain(chunk).copied().collect();
         let non_finite = format == SampleFormat::F32Le
-            && joined[..whole]
-                .chunks_exact(4)
-                .any(|b| !f32::from_le_bytes(b.try_into().unwrap()).is_finite());
+            && joined[..whole].chunks_exact(4).any(|b| {
+                let v = f32::from_le_bytes(b.try_into().unwrap());
+                !v.is_finite() || v.abs() > sentio::audio::MAX_FLOAT_SAMPLE
+            });
         match decoder.decode(chunk, &mut out) {
             Ok(()) => {
-                assert!(!non_finite, "a non-finite f32 sample was accepted");
+                assert!(!non_finite, "a non-finite or out-of-range f32 sample was accepted");
                 accepted.extend_from_slice(chunk);
                 assert_eq!(out.len() - before, whole / frame);
             }
             Err(err) => {
-                // Only non-finite floats are malformed; everything else is valid audio.
+                // Only non-finite or out-of-range floats are malformed; the rest is audio.
                 assert!(non_finite, "valid audio rejected: {err}");
                 assert_eq!(out.len(), before, "a rejected chunk appended samples");
                 assert_eq!(
@@ -105,6 +106,7 @@ fuzz_target!(|input: Input| {
             sample.is_finite(),
             "{format:?} x{channels} decoded to {sample}"
         );
+        assert!(sample.abs() <= sentio::audio::MAX_FLOAT_SAMPLE);
         if format != SampleFormat::F32Le {
             assert!(
                 (-1.0..=1.0).contains(&sample),

@@ -25,8 +25,14 @@ fn free_port() -> SocketAddr {
 impl ServerProcess {
     /// Starts `sentio serve` with extra flags and waits until it answers.
     pub async fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables.
+    pub async fn start_with_env(extra: &[&str], vars: &[(&str, &str)]) -> Self {
         let (addr, metrics_addr) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_sentio"))
+            .envs(vars.iter().copied())
             .arg("serve")
             .args(["--grpc-addr", &addr.to_string()])
             .args(["--metrics-addr", &metrics_addr.to_string()])
