@@ -71,31 +71,95 @@ pub struct ClipPrediction {
     pub audio_ms: u64,
 }
 
+/// The clip decision rule, in one place for `sentio classify`, the `Classify` RPC, a
+/// stream's summary and the training evaluation: the mean of the speech windows'
+/// probabilities (silent windows do not vote); its top label is the clip's emotion.
+#[derive(Clone, Debug, Default)]
+pub struct SpeechMean {
+    windows: u64,
+    speech: u64,
+    sums: Vec<f64>,
+}
+
+impl SpeechMean {
+    pub fn new(classes: usize) -> Self {
+        Self {
+            sums: vec![0.0; classes],
+            ..Self::default()
+        }
+    }
+
+    /// Adds one window's probabilities (`None` for silence).
+    pub fn add(&mut self, probabilities: Option<&[f32]>) {
+        self.windows += 1;
+        if let Some(p) = probabilities {
+            self.speech += 1;
+            self.sums
+                .iter_mut()
+                .zip(p)
+                .for_each(|(s, &v)| *s += v as f64);
+        }
+    }
+
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
+    pub fn speech_windows(&self) -> u64 {
+        self.speech
+    }
+
+    /// The mean distribution (empty without speech).
+    pub fn mean(&self) -> Vec<f32> {
+        if self.speech == 0 {
+            return Vec::new();
+        }
+        self.sums
+            .iter()
+            .map(|s| (s / self.speech as f64) as f32)
+            .collect()
+    }
+
+    /// The top label and its probability, or ("silence", 0) without speech.
+    pub fn decision(&self, labels: &[String]) -> (String, f32) {
+        let mean = self.mean();
+        if mean.is_empty() {
+            ("silence".to_string(), 0.0)
+        } else {
+            top(labels, &mean)
+        }
+    }
+}
+
 /// Mean of the speech windows' probabilities.
 pub fn aggregate(labels: &[String], windows: Vec<WindowResult>, audio_ms: u64) -> ClipPrediction {
-    let speech: Vec<&Vec<f32>> = windows
+    let mut rule = SpeechMean::new(labels.len());
+    windows
         .iter()
-        .filter_map(|w| w.probabilities.as_ref())
-        .collect();
-    let mean: Vec<f32> = if speech.is_empty() {
-        Vec::new()
-    } else {
-        (0..labels.len())
-            .map(|c| speech.iter().map(|p| p[c]).sum::<f32>() / speech.len() as f32)
-            .collect()
-    };
-    let (emotion, confidence) = if mean.is_empty() {
-        ("silence".to_string(), 0.0)
-    } else {
-        top(labels, &mean)
-    };
+        .for_each(|w| rule.add(w.probabilities.as_deref()));
+    let (emotion, confidence) = rule.decision(labels);
     ClipPrediction {
         emotion,
         confidence,
-        mean,
+        mean: rule.mean(),
         windows,
         audio_ms,
     }
+}
+
+/// A whole recording's windows, cut and featurized as a stream would (the first half of
+/// the clip path; the model's half runs on the caller's thread or through the batcher).
+pub fn prepare_clip(
+    model_card: &crate::model::ModelCard,
+    audio: &DecodedAudio,
+    silence_dbfs: f32,
+) -> Result<(Vec<PreparedWindow>, u64)> {
+    let spec = WindowSpec::resolve(model_card, 0, 0)?;
+    let mut pipeline = WindowPipeline::new(model_card, audio.sample_rate, spec, silence_dbfs)?;
+    let mut prepared = Vec::new();
+    pipeline.push(&audio.samples, &mut prepared)?;
+    pipeline.finish(&mut prepared)?;
+    Ok((prepared, pipeline.audio_ms()))
 }
 
 /// Runs a whole recording through the stream pipeline and the model, in batches.
@@ -105,11 +169,7 @@ pub fn classify_audio(
     silence_dbfs: f32,
 ) -> Result<ClipPrediction> {
     let card = &model.card;
-    let spec = WindowSpec::resolve(card, 0, 0)?;
-    let mut pipeline = WindowPipeline::new(card, audio.sample_rate, spec, silence_dbfs)?;
-    let mut prepared = Vec::new();
-    pipeline.push(&audio.samples, &mut prepared)?;
-    pipeline.finish(&mut prepared)?;
+    let (prepared, audio_ms) = prepare_clip(card, audio, silence_dbfs)?;
     let mut results = Vec::with_capacity(prepared.len());
     for chunk in prepared.chunks(64) {
         let inputs: Vec<_> = chunk.iter().filter_map(|w| w.input.as_ref()).collect();
@@ -119,5 +179,5 @@ pub fn classify_audio(
             results.push(WindowResult::new(&card.labels, window, p));
         }
     }
-    Ok(aggregate(&card.labels, results, pipeline.audio_ms()))
+    Ok(aggregate(&card.labels, results, audio_ms))
 }

@@ -8,7 +8,7 @@ use crate::FeatureConfig;
 use crate::audio::{StreamResampler, Window, WindowAssembler};
 use crate::error::{Error, Result};
 use crate::features::StreamingLogMel;
-use crate::model::{ModelCard, ModelKind, WindowInput, seed::seed_features};
+use crate::model::{ModelCard, ModelInput, WindowInput, seed::seed_features};
 
 /// Windows quieter than this (RMS, dB relative to full scale) are silence, not speech.
 pub const DEFAULT_SILENCE_DBFS: f32 = -55.0;
@@ -158,16 +158,17 @@ impl WindowPipeline {
         silence_dbfs: f32,
     ) -> Result<Self> {
         let rate = card.features.sr;
-        // The seed model needs a window's samples; the log-mel model only its frames.
+        // A clip-vector model needs a window's samples; log-mel models only its frames.
+        let input = card.architecture.spec().input();
         let assembler = WindowAssembler::new(
             card.ms_to_samples(spec.window_ms),
             card.ms_to_samples(spec.hop_ms),
             rate,
-            card.kind == ModelKind::Seed,
+            input == ModelInput::ClipVector,
         )?;
-        let logmel = match card.kind {
-            ModelKind::Logmel => Some(StreamingLogMel::new(&card.features)?),
-            ModelKind::Seed => None,
+        let logmel = match input {
+            ModelInput::LogMelFrames => Some(StreamingLogMel::new(&card.features)?),
+            ModelInput::ClipVector => None,
         };
         Ok(Self {
             features: card.features.clone(),

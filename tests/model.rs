@@ -7,14 +7,14 @@ mod common;
 use candle_core::Device;
 use sentio::audio::decode_path;
 use sentio::classify::classify_audio;
-use sentio::model::{LABELS, Model, ModelKind};
+use sentio::model::{Architecture, LABELS, Model};
 use sentio::pipeline::DEFAULT_SILENCE_DBFS;
 
 #[test]
 fn the_shipped_model_classifies_generated_clips() {
     let model = Model::default_model(&Device::Cpu).unwrap();
     assert_eq!(model.card.labels, LABELS.map(String::from).to_vec());
-    assert_eq!(model.card.kind, ModelKind::Logmel);
+    assert!(matches!(model.card.architecture, Architecture::Cnn2d(_) | Architecture::Logmel(_)));
     assert!(
         model.card.metrics["test_clean"]["uar"].as_f64().is_some(),
         "the card carries test metrics"
@@ -64,7 +64,7 @@ fn the_shipped_model_classifies_generated_clips() {
 fn the_seed_model_directory_loads_and_predicts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/seed");
     let model = Model::load_dir(&dir, &Device::Cpu).unwrap();
-    assert_eq!(model.card.kind, ModelKind::Seed);
+    assert!(matches!(model.card.architecture, Architecture::Seed(_)));
     let audio = decode_path(&common::fixture("speech_long_16k.wav")).unwrap();
     let clip = classify_audio(&model, &audio, DEFAULT_SILENCE_DBFS).unwrap();
     assert_eq!(clip.windows.len(), 6);

@@ -229,6 +229,27 @@ pub fn encode(samples: &[f32], format: SampleFormat) -> Vec<u8> {
     }
 }
 
+/// A G.711 (or 16-bit PCM) round trip: encode, then decode as a receiver would. Only the
+/// companding formats change the samples beyond 16-bit rounding.
+pub fn round_trip(samples: &[f32], format: SampleFormat) -> Vec<f32> {
+    let bytes = encode(samples, format);
+    match format {
+        SampleFormat::MuLaw => bytes
+            .iter()
+            .map(|&b| mulaw_to_linear(b) as f32 / 32768.0)
+            .collect(),
+        SampleFormat::ALaw => bytes
+            .iter()
+            .map(|&b| alaw_to_linear(b) as f32 / 32768.0)
+            .collect(),
+        SampleFormat::S16Le => samples
+            .iter()
+            .map(|&s| f32_to_i16(s) as f32 / 32768.0)
+            .collect(),
+        SampleFormat::F32Le => samples.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use candle_core::{D, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TemporalConv {
     /// (out, in, k), the layout of a 1-D convolution's weight.
     weight: Tensor,

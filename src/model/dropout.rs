@@ -19,6 +19,15 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+impl Clone for SeededDropout {
+    fn clone(&self) -> Self {
+        Self {
+            p: self.p,
+            state: AtomicU64::new(self.state.load(Ordering::Relaxed)),
+        }
+    }
+}
+
 impl SeededDropout {
     pub fn new(p: f32) -> Self {
         Self {

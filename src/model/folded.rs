@@ -8,7 +8,8 @@
 
 use candle_core::{D, Result, Tensor};
 
-use super::logmel::{BLOCKS, InputNorm, LogMelNet};
+use super::architecture::Inference;
+use super::logmel::{InputNorm, LogMelNet};
 
 #[derive(Debug)]
 struct FoldedConv {
@@ -36,7 +37,8 @@ impl FoldedLogMelNet {
     pub fn new(net: &LogMelNet) -> Result<Self> {
         let parts = net.parts();
         let mut convs = Vec::with_capacity(parts.blocks.len());
-        for ((conv_weight, bn), &(_, k, pool)) in parts.blocks.iter().zip(BLOCKS.iter()) {
+        for &(conv_weight, bn, pool) in &parts.blocks {
+            let k = conv_weight.dim(2)?;
             // y = (conv(x) - mean) / sqrt(var + eps) * gamma + beta = conv'(x) + shift.
             let (gamma, beta) = bn
                 .weight_and_bias()
@@ -70,8 +72,11 @@ impl FoldedLogMelNet {
         })
     }
 
+}
+
+impl Inference for FoldedLogMelNet {
     /// Logits for a batch of log-mel windows (B, T, n_mels).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let level = match self.input_norm {
             InputNorm::Level => x.mean_keepdim(1)?.mean_keepdim(2)?,
             InputNorm::BandMean => x.mean_keepdim(1)?,
@@ -116,17 +121,17 @@ mod tests {
     use candle_core::{DType, Device};
 
     use super::*;
-    use crate::model::{Model, Net};
+    use crate::model::load_network;
 
-    /// The shipped weights on random and real-looking inputs of several lengths: the
-    /// folded, channels-last pass equals the training graph.
+    /// Trained weights (`models/logmel`) on random and real-looking inputs of several
+    /// lengths: the folded, channels-last pass equals the training graph.
     #[test]
     fn folded_inference_equals_the_training_graph() -> Result<()> {
-        let model = Model::default_model(&Device::Cpu).unwrap();
-        let Net::Logmel(net) = model.net() else {
-            panic!("the default model is log-mel")
-        };
-        let folded = FoldedLogMelNet::new(net)?;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/logmel");
+        let card = std::fs::read_to_string(dir.join("model.json")).unwrap();
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let (_, net) = load_network(&card, &weights, &Device::Cpu).unwrap();
+        let folded = net.inference()?;
         for (batch, frames) in [(1, 197), (3, 48), (5, 97), (2, 797)] {
             let x = (Tensor::randn(0f32, 12.0, (batch, frames, 64), &Device::Cpu)? - 40.0)?
                 .to_dtype(DType::F32)?;

@@ -9,17 +9,105 @@
 
 use candle_core::{D, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
 
+use super::architecture::{ArchitectureSpec, InputStatistics, Network, ModelInput};
+use super::card::ModelCard;
 use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
+use super::recipe::Recipe;
 
-/// (output channels, kernel size, pool after) of each convolution block.
-pub const BLOCKS: [(usize, usize, bool); 4] = [
-    (64, 5, true),
-    (96, 5, true),
-    (128, 3, true),
-    (128, 3, false),
-];
+/// One convolution block: channels out, kernel along time, max pool of 2 frames after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogmelBlock {
+    pub channels: usize,
+    pub kernel: usize,
+    pub max_pool_2: bool,
+}
+
+/// The card's `architecture` section for this network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogmelConfig {
+    pub input_norm: InputNorm,
+    pub blocks: Vec<LogmelBlock>,
+    /// Dropout before the classifier (training only).
+    pub dropout: f32,
+}
+
+impl Default for LogmelConfig {
+    fn default() -> Self {
+        let block = |channels, kernel, max_pool_2| LogmelBlock {
+            channels,
+            kernel,
+            max_pool_2,
+        };
+        Self {
+            input_norm: InputNorm::Level,
+            blocks: vec![
+                block(64, 5, true),
+                block(96, 5, true),
+                block(128, 3, true),
+                block(128, 3, false),
+            ],
+            dropout: 0.3,
+        }
+    }
+}
+
+impl ArchitectureSpec for LogmelConfig {
+    fn input(&self) -> ModelInput {
+        ModelInput::LogMelFrames
+    }
+
+    fn validate(&self, card: &ModelCard) -> crate::Result<()> {
+        let invalid = |m: String| Err(crate::Error::Model(format!("model.json: {m}")));
+        if self.blocks.is_empty() || self.blocks.iter().any(|b| b.channels == 0 || b.kernel % 2 == 0) {
+            return invalid("architecture.blocks: need at least one block, channels > 0 and odd kernels".into());
+        }
+        let n_mels = card.features.n_mels;
+        if card.normalization.mean.len() != n_mels {
+            return invalid(format!(
+                "normalization.mean has {} values, features.n_mels is {n_mels}",
+                card.normalization.mean.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(&self, card: &ModelCard, vb: VarBuilder) -> Result<Box<dyn Network>> {
+        let norm = &card.normalization;
+        Ok(Box::new(LogMelNet::new(
+            vb,
+            self,
+            card.features.n_mels,
+            card.labels.len(),
+            &norm.mean,
+            &norm.std,
+        )?))
+    }
+
+    fn statistics(&self) -> InputStatistics {
+        InputStatistics::PerBand(self.input_norm)
+    }
+
+    fn recipe(&self) -> Recipe {
+        Recipe::default()
+    }
+
+    fn flops(&self, card: &ModelCard, frames: usize) -> u64 {
+        let (mut t, mut c_in, mut total) = (frames, card.features.n_mels, 0u64);
+        for b in &self.blocks {
+            total += 2 * (t * c_in * b.kernel * b.channels) as u64;
+            c_in = b.channels;
+            if b.max_pool_2 {
+                t /= 2;
+            }
+        }
+        total
+    }
+}
 
 /// What each window has removed before band standardization (`architecture.input_norm` in
 /// the model card).
@@ -31,15 +119,6 @@ pub enum InputNorm {
     Level,
     /// Each band's mean over the window's frames (cepstral-mean-style channel removal).
     BandMean,
-}
-
-impl InputNorm {
-    pub fn from_architecture(architecture: &serde_json::Value) -> Self {
-        architecture
-            .get("input_norm")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
-    }
 }
 
 #[derive(Debug)]
@@ -55,7 +134,7 @@ pub struct LogMelNet {
 /// A trained network's parameters, for the inference pass of `folded`.
 pub struct LogMelParts<'a> {
     /// Each block's convolution weight (out, in, k) and batch norm.
-    pub blocks: Vec<(&'a Tensor, &'a BatchNorm)>,
+    pub blocks: Vec<(&'a Tensor, &'a BatchNorm, bool)>,
     pub head: &'a Linear,
     pub band_mean: &'a Tensor,
     pub band_std: &'a Tensor,
@@ -68,7 +147,7 @@ impl LogMelNet {
             blocks: self
                 .blocks
                 .iter()
-                .map(|(conv, bn, _)| (conv.weight(), bn))
+                .map(|(conv, bn, pool)| (conv.weight(), bn, *pool))
                 .collect(),
             head: &self.head,
             band_mean: &self.band_mean,
@@ -79,15 +158,16 @@ impl LogMelNet {
 
     pub fn new(
         vb: VarBuilder,
+        config: &LogmelConfig,
         n_mels: usize,
+        outputs: usize,
         band_mean: &[f32],
         band_std: &[f32],
-        dropout: f32,
-        input_norm: InputNorm,
     ) -> Result<Self> {
         let mut blocks = Vec::new();
         let mut channels = n_mels;
-        for (i, &(out, k, pool)) in BLOCKS.iter().enumerate() {
+        for (i, b) in config.blocks.iter().enumerate() {
+            let (out, k, pool) = (b.channels, b.kernel, b.max_pool_2);
             let conv = TemporalConv::new(
                 channels,
                 out,
@@ -100,15 +180,15 @@ impl LogMelNet {
             blocks.push((conv, bn, pool));
             channels = out;
         }
-        let head = candle_nn::linear(2 * channels, 8, vb.pp("head"))?;
+        let head = candle_nn::linear(2 * channels, outputs, vb.pp("head"))?;
         let device = vb.device();
         Ok(Self {
             blocks,
-            dropout: SeededDropout::new(dropout),
+            dropout: SeededDropout::new(config.dropout),
             head,
             band_mean: Tensor::from_slice(band_mean, (1, n_mels, 1), device)?,
             band_std: Tensor::from_slice(band_std, (1, n_mels, 1), device)?,
-            input_norm,
+            input_norm: config.input_norm,
         })
     }
 
@@ -144,6 +224,24 @@ impl LogMelNet {
     /// Logits for a batch of log-mel windows (B, T, n_mels).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_normalized(&self.normalize(x)?, train)
+    }
+}
+
+impl Network for LogMelNet {
+    fn normalize(&self, x: &Tensor) -> Result<Tensor> {
+        LogMelNet::normalize(self, x)
+    }
+
+    fn forward_normalized(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        LogMelNet::forward_normalized(self, x, train)
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        self.dropout.set_seed(seed);
+    }
+
+    fn inference(&self) -> Result<Box<dyn super::architecture::Inference>> {
+        Ok(Box::new(super::folded::FoldedLogMelNet::new(self)?))
     }
 }
 

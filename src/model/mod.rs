@@ -1,11 +1,14 @@
 //! Emotion models: the model card, the two architectures, loading (from a directory or the
 //! default model embedded in the binary), per-window inputs and batched prediction.
 
+pub mod architecture;
 pub mod card;
+pub mod cnn2d;
 pub mod conv;
 pub mod dropout;
 pub mod folded;
 pub mod logmel;
+pub mod recipe;
 pub mod seed;
 
 use std::path::Path;
@@ -13,9 +16,14 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-pub use card::{ModelCard, ModelKind, Normalization};
-pub use logmel::LogMelNet;
-pub use seed::SeedNet;
+pub use architecture::{
+    Architecture, ArchitectureSpec, Inference, InputStatistics, ModelInput, Network,
+};
+pub use card::{ModelCard, Normalization};
+pub use cnn2d::Cnn2dConfig;
+pub use logmel::{LogMelNet, LogmelConfig};
+pub use recipe::{Augmentation, Recipe};
+pub use seed::{SeedConfig, SeedNet};
 
 use crate::error::{Error, Result};
 use crate::features::{self, FeatureKind};
@@ -25,46 +33,8 @@ pub const LABELS: [&str; 8] = [
     "neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise",
 ];
 
-/// Dropout before the log-mel network's classifier (a training hyper-parameter; inactive
-/// at inference).
-pub const LOGMEL_DROPOUT: f32 = 0.3;
-
 /// Most windows in one CPU forward pass; larger batches are split (see `Model::predict`).
 pub const CPU_WINDOWS_PER_PASS: usize = 8;
-
-/// A network of either kind.
-#[derive(Debug)]
-pub enum Net {
-    Seed(SeedNet),
-    Logmel(LogMelNet),
-}
-
-impl Net {
-    /// Builds the network a card describes, taking weights from `vb` (a safetensors file to
-    /// serve, or a fresh VarMap to train).
-    pub fn build(card: &ModelCard, vb: VarBuilder) -> Result<Self> {
-        let norm = &card.normalization;
-        Ok(match card.kind {
-            ModelKind::Seed => Net::Seed(SeedNet::new(vb, &norm.mean, &norm.std)?),
-            ModelKind::Logmel => Net::Logmel(LogMelNet::new(
-                vb,
-                card.features.n_mels,
-                &norm.mean,
-                &norm.std,
-                LOGMEL_DROPOUT,
-                logmel::InputNorm::from_architecture(&card.architecture),
-            )?),
-        })
-    }
-
-    /// Logits for a batch: (B, 162) clip vectors for seed, (B, T, n_mels) log-mel for logmel.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        match self {
-            Net::Seed(net) => net.forward_t(x, train),
-            Net::Logmel(net) => net.forward_t(x, train),
-        }
-    }
-}
 
 /// One window's network input.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,10 +49,26 @@ pub struct WindowInput {
 #[derive(Debug)]
 pub struct Model {
     pub card: ModelCard,
-    net: Net,
-    /// The log-mel network's inference pass (batch norm folded, channels-last).
-    folded: Option<folded::FoldedLogMelNet>,
+    /// The architecture's serving pass (e.g. batch norm folded into the convolutions).
+    inference: Box<dyn Inference>,
     device: Device,
+}
+
+/// Parses a card and builds its network in training form with the given weights (tests
+/// compare it with the serving pass; evaluation and fine-tuning start from it).
+pub fn load_network(
+    card_json: &str,
+    weights: &[u8],
+    device: &Device,
+) -> Result<(ModelCard, Box<dyn Network>)> {
+    let card = ModelCard::from_json(card_json)?;
+    let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, device)?;
+    let net = card
+        .architecture
+        .spec()
+        .build(&card, vb)
+        .map_err(|e| Error::Model(format!("model.safetensors does not fit model.json: {e}")))?;
+    Ok((card, net))
 }
 
 /// The default model, compiled into the binary so that `sentio serve` needs no download.
@@ -129,23 +115,12 @@ impl Model {
     }
 
     pub fn from_bytes(card_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
-        let card = ModelCard::from_json(card_json)?;
-        let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, device)?;
-        let net = Net::build(&card, vb)?;
-        let folded = match &net {
-            Net::Logmel(logmel) => Some(folded::FoldedLogMelNet::new(logmel)?),
-            Net::Seed(_) => None,
-        };
+        let (card, net) = load_network(card_json, weights, device)?;
         Ok(Self {
+            inference: net.inference()?,
             card,
-            net,
-            folded,
             device: device.clone(),
         })
-    }
-
-    pub fn net(&self) -> &Net {
-        &self.net
     }
 
     pub fn device(&self) -> &Device {
@@ -193,14 +168,13 @@ impl Model {
         for input in batch {
             flat.extend_from_slice(&input.values);
         }
-        let x = match self.net {
-            Net::Seed(_) => Tensor::from_vec(flat, (batch.len(), width), &self.device)?,
-            Net::Logmel(_) => Tensor::from_vec(flat, (batch.len(), frames, width), &self.device)?,
+        let x = match self.card.architecture.spec().input() {
+            ModelInput::ClipVector => Tensor::from_vec(flat, (batch.len(), width), &self.device)?,
+            ModelInput::LogMelFrames => {
+                Tensor::from_vec(flat, (batch.len(), frames, width), &self.device)?
+            }
         };
-        let logits = match &self.folded {
-            Some(folded) => folded.forward(&x)?,
-            None => self.net.forward_t(&x, false)?,
-        };
+        let logits = self.inference.forward(&x)?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_device(&Device::Cpu)?;
         Ok(probs.to_vec2::<f32>()?)
     }
@@ -209,12 +183,12 @@ impl Model {
 /// The network input for one window of samples at `card.features.sr`.
 pub fn window_input(card: &ModelCard, samples: &[f32]) -> Result<WindowInput> {
     let config = &card.features;
-    match card.kind {
-        ModelKind::Seed => Ok(WindowInput {
+    match card.architecture.spec().input() {
+        ModelInput::ClipVector => Ok(WindowInput {
             frames: 1,
             values: seed::seed_features(samples, config)?,
         }),
-        ModelKind::Logmel => {
+        ModelInput::LogMelFrames => {
             let m = features::compute(FeatureKind::Logmel, samples, config)?;
             Ok(WindowInput {
                 frames: m.n_frames(),

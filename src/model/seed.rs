@@ -5,15 +5,84 @@
 
 use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
 
+use super::architecture::{ArchitectureSpec, Inference, InputStatistics, ModelInput, Network};
+use super::card::ModelCard;
 use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
+use super::recipe::{Augmentation, Recipe, Sampling, Schedule};
 
 use crate::config::FeatureConfig;
 use crate::features::{self, Dct, FrameMatrix, MelFilterbank, SpectrumPower, power_to_db};
 
 /// Length of the clip vector.
 pub const SEED_FEATURES: usize = 162;
+
+/// The card's `architecture` section: the seed has no hyper-parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedConfig {}
+
+impl ArchitectureSpec for SeedConfig {
+    fn input(&self) -> ModelInput {
+        ModelInput::ClipVector
+    }
+
+    fn validate(&self, card: &ModelCard) -> crate::Result<()> {
+        if card.normalization.mean.len() != SEED_FEATURES {
+            return Err(crate::Error::Model(format!(
+                "model.json: normalization.mean has {} values, the seed's clip vector {SEED_FEATURES}",
+                card.normalization.mean.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn build(&self, card: &ModelCard, vb: VarBuilder) -> Result<Box<dyn Network>> {
+        let norm = &card.normalization;
+        Ok(Box::new(SeedNet::new(
+            vb,
+            &norm.mean,
+            &norm.std,
+            card.labels.len(),
+        )?))
+    }
+
+    fn statistics(&self) -> InputStatistics {
+        InputStatistics::PerFeature
+    }
+
+    /// The notebook's: Adam 1e-3, ReduceLROnPlateau, four rows per clip.
+    fn recipe(&self) -> Recipe {
+        Recipe {
+            epochs: 20,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::ReduceOnPlateau,
+            sampling: Sampling::EveryWindow,
+            augmentations: vec![
+                Augmentation::Original,
+                Augmentation::Noise,
+                Augmentation::NotebookStretchPitch,
+                Augmentation::Shift,
+            ],
+            original_prob: 0.0,
+            mixup_alpha: 0.0,
+            spec_augment: false,
+            ..Recipe::default()
+        }
+    }
+
+    fn flops(&self, _card: &ModelCard, _frames: usize) -> u64 {
+        let (mut len, mut c_in, mut total) = (SEED_FEATURES, 1usize, 0u64);
+        for c_out in [256, 128, 128, 64] {
+            total += 2 * (len * c_in * 4 * c_out) as u64;
+            (len, c_in) = (len.div_ceil(2), c_out);
+        }
+        total + 2 * (len * 64 * 64 + 64 * 8) as u64
+    }
+}
 
 /// The 162 frame-mean features of one window, in the notebook's order.
 pub fn seed_features(y: &[f32], config: &FeatureConfig) -> crate::Result<Vec<f32>> {
@@ -61,7 +130,7 @@ fn max_pool_same(x: &Tensor) -> Result<Tensor> {
         .maximum(&pairs.narrow(D::Minus1, 1, out)?)
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SeedNet {
     convs: Vec<TemporalConv>,
     pub dropout: SeededDropout,
@@ -73,7 +142,7 @@ pub struct SeedNet {
 
 impl SeedNet {
     /// `mean`/`std`: the StandardScaler fitted on the training clips (162 values each).
-    pub fn new(vb: VarBuilder, mean: &[f32], std: &[f32]) -> Result<Self> {
+    pub fn new(vb: VarBuilder, mean: &[f32], std: &[f32], outputs: usize) -> Result<Self> {
         let widths = [(1, 256), (256, 128), (128, 128), (128, 64)];
         let convs = widths
             .iter()
@@ -87,7 +156,7 @@ impl SeedNet {
             len = len.div_ceil(2);
         }
         let dense = candle_nn::linear(64 * len, 64, vb.pp("dense"))?;
-        let out = candle_nn::linear(64, 8, vb.pp("out"))?;
+        let out = candle_nn::linear(64, outputs, vb.pp("out"))?;
         let device = vb.device();
         Ok(Self {
             convs,
@@ -101,10 +170,16 @@ impl SeedNet {
 
     /// Logits for a batch of raw (unstandardized) clip vectors, shape (B, 162).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = x
-            .broadcast_sub(&self.mean)?
-            .broadcast_div(&self.std)?
-            .unsqueeze(1)?;
+        self.forward_standardized(&self.standardize(x)?, train)
+    }
+
+    /// The notebook's StandardScaler.
+    pub fn standardize(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)
+    }
+
+    fn forward_standardized(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.unsqueeze(1)?;
         for (i, conv) in self.convs.iter().enumerate() {
             // Keras "same" for k=4: one zero on the left, two on the right.
             x = conv.forward(&x)?.relu()?;
@@ -117,5 +192,30 @@ impl SeedNet {
         let x = x.transpose(1, 2)?.flatten_from(1)?;
         let x = self.dense.forward(&x)?.relu()?;
         self.out.forward(&x)
+    }
+}
+
+impl Network for SeedNet {
+    fn normalize(&self, x: &Tensor) -> Result<Tensor> {
+        self.standardize(x)
+    }
+
+    fn forward_normalized(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_standardized(x, train)
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        self.dropout.set_seed(seed);
+    }
+
+    /// The training graph in evaluation mode (the seed is served for comparison only).
+    fn inference(&self) -> Result<Box<dyn Inference>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Inference for SeedNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, false)
     }
 }

@@ -15,7 +15,7 @@ use super::session::{self, SessionContext};
 use super::status::counted;
 use crate::audio::{DecodedAudio, PcmDecoder, SampleFormat, decode_file};
 use crate::classify::{WindowResult, aggregate};
-use crate::pipeline::{WindowPipeline, WindowSpec, hop_granularity_ms};
+use crate::pipeline::hop_granularity_ms;
 use crate::proto::emotion_recognizer_server::EmotionRecognizer;
 use crate::proto::{
     AudioEncoding, ClassifyRequest, ClassifyResponse, EmotionScore, GetModelInfoRequest, ModelInfo,
@@ -107,12 +107,7 @@ impl EmotionRecognizer for EmotionService {
         let card = self.ctx.card.clone();
         let silence = config.silence_dbfs;
         let (prepared, audio_ms) = tokio::task::spawn_blocking(move || {
-            let spec = WindowSpec::resolve(&card, 0, 0)?;
-            let mut pipeline = WindowPipeline::new(&card, audio.sample_rate, spec, silence)?;
-            let mut prepared = Vec::new();
-            pipeline.push(&audio.samples, &mut prepared)?;
-            pipeline.finish(&mut prepared)?;
-            Ok::<_, crate::Error>((prepared, pipeline.audio_ms()))
+            crate::classify::prepare_clip(&card, &audio, silence)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -187,10 +182,7 @@ impl EmotionRecognizer for EmotionService {
         let card = &self.ctx.card;
         Ok(Response::new(ModelInfo {
             model_id: card.id.clone(),
-            kind: serde_json::to_value(card.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            kind: card.kind(),
             labels: card.labels.clone(),
             sample_rate_hz: card.features.sr,
             default_window_ms: card.window_ms,

@@ -17,7 +17,7 @@ use super::metrics;
 use super::status::counted;
 use super::stream_config::{accept, check_chunk};
 use crate::audio::PcmDecoder;
-use crate::classify::{WindowResult, top};
+use crate::classify::WindowResult;
 use crate::model::ModelCard;
 use crate::pipeline::{PreparedWindow, WindowPipeline};
 use crate::proto::{
@@ -342,52 +342,25 @@ async fn send_window(
     sent
 }
 
-/// Running totals for the stream's summary.
-struct Summary {
-    windows: u64,
-    speech: u64,
-    sums: Vec<f64>,
-}
+/// Running totals for the stream's summary: the clip decision rule over every window.
+struct Summary(crate::classify::SpeechMean);
 
 impl Summary {
     fn new(classes: usize) -> Self {
-        Self {
-            windows: 0,
-            speech: 0,
-            sums: vec![0.0; classes],
-        }
+        Self(crate::classify::SpeechMean::new(classes))
     }
 
     fn add(&mut self, probabilities: Option<&[f32]>) {
-        self.windows += 1;
-        if let Some(p) = probabilities {
-            self.speech += 1;
-            self.sums
-                .iter_mut()
-                .zip(p)
-                .for_each(|(s, &v)| *s += v as f64);
-        }
+        self.0.add(probabilities);
     }
 
     fn finish(self, labels: &[String], audio_ms: u64, end_reason: String) -> StreamSummary {
-        let mean: Vec<f32> = if self.speech == 0 {
-            Vec::new()
-        } else {
-            self.sums
-                .iter()
-                .map(|s| (s / self.speech as f64) as f32)
-                .collect()
-        };
-        let dominant_emotion = if mean.is_empty() {
-            "silence".to_string()
-        } else {
-            top(labels, &mean).0
-        };
+        let dominant_emotion = self.0.decision(labels).0;
         StreamSummary {
             audio_ms,
-            windows: self.windows,
-            speech_windows: self.speech,
-            mean_scores: scores(labels, &mean),
+            windows: self.0.windows(),
+            speech_windows: self.0.speech_windows(),
+            mean_scores: scores(labels, &self.0.mean()),
             dominant_emotion,
             end_reason,
         }

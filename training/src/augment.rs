@@ -9,7 +9,7 @@ use rand::Rng;
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 use sentio::audio::StreamResampler;
-use sentio::audio::pcm::{SampleFormat, encode, mulaw_to_linear};
+use sentio::audio::pcm::{SampleFormat, round_trip};
 use sentio::{Error, Result};
 
 /// STFT size of the phase vocoder (32 ms at 16 kHz) and its hop (librosa's n_fft / 4).
@@ -110,23 +110,52 @@ pub fn pitch_shift(y: &[f32], sr: u32, semitones: f32) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// A contact-center channel: resample to 8 kHz, band-limit to 300-3400 Hz, G.711 mu-law
-/// encode and decode, resample back to `sr`. Same length as the input.
-pub fn telephony(y: &[f32], sr: u32) -> Result<Vec<f32>> {
+/// The G.711 companding law of a phone line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// North America and Japan.
+    MuLaw,
+    /// Europe and most of the rest of the world.
+    ALaw,
+}
+
+/// Speed perturbation: plays `y` `factor` times faster, so duration shrinks by `factor` and
+/// pitch and formants rise by it (Kaldi's speed perturbation, by resampling).
+pub fn speed(y: &[f32], sr: u32, factor: f32) -> Result<Vec<f32>> {
+    if !(factor.is_finite() && factor > 0.0) {
+        return Err(Error::Config(format!("speed factor {factor}")));
+    }
+    let from = (sr as f64 * factor as f64).round() as u32;
+    if from == sr {
+        return Ok(y.to_vec());
+    }
+    Ok(StreamResampler::resample_all(from, sr, y)?)
+}
+
+/// A contact-center channel: resample to 8 kHz, band-limit to 300-3400 Hz, G.711 encode and
+/// decode, resample back to `sr` (the server's own 8 kHz -> model-rate path). Same length
+/// as the input.
+pub fn telephony(y: &[f32], sr: u32, codec: Codec) -> Result<Vec<f32>> {
     if y.is_empty() {
         return Ok(Vec::new());
     }
     let mut narrow = StreamResampler::resample_all(sr, PHONE_RATE, y)?;
-    // The resampler's anti-aliasing stops at 4 kHz; the biquads give the telephone band.
-    biquad(&mut narrow, Pass::High, 300.0, PHONE_RATE);
-    biquad(&mut narrow, Pass::Low, 3400.0, PHONE_RATE);
-    let decoded: Vec<f32> = encode(&narrow, SampleFormat::MuLaw)
-        .into_iter()
-        .map(|b| mulaw_to_linear(b) as f32 / 32768.0)
-        .collect();
+    telephone_band(&mut narrow, PHONE_RATE);
+    let format = match codec {
+        Codec::MuLaw => SampleFormat::MuLaw,
+        Codec::ALaw => SampleFormat::ALaw,
+    };
+    let decoded = round_trip(&narrow, format);
     let mut out = StreamResampler::resample_all(PHONE_RATE, sr, &decoded)?;
     out.resize(y.len(), 0.0);
     Ok(out)
+}
+
+/// The telephone band, 300-3400 Hz (second-order Butterworth high- and low-pass), in place.
+/// The resampler's anti-aliasing already stops at half the rate.
+pub fn telephone_band(y: &mut [f32], sr: u32) {
+    biquad(y, Pass::High, 300.0, sr);
+    biquad(y, Pass::Low, 3400.0, sr);
 }
 
 #[derive(Clone, Copy)]

@@ -1,20 +1,21 @@
-//! Clip-level evaluation exactly as the server decides: every window of a clip is
-//! classified, and the clip's distribution is the mean of its windows' probabilities.
+//! Clip-level metrics, and the fast per-epoch validation over cached windows.
 //! Metrics: accuracy, unweighted average recall (UAR), per-class recall, confusion matrix.
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use sentio::model::{LABELS, Net, WindowInput};
+use sentio::model::{LABELS, ModelInput, Network, WindowInput};
 use serde::Serialize;
 
 use crate::cache::CachedClip;
 
-/// Mean window probabilities of each clip, batching windows of equal length.
+/// Mean window probabilities of each clip over all its windows, batching windows of equal
+/// length: the fast check of every epoch. Reported figures come from `evaluate`, which
+/// runs the server's own clip path.
 pub fn predict_clips(
-    net: &Net,
+    net: &dyn Network,
+    input: ModelInput,
     device: &Device,
     clips: &[&CachedClip],
-    is_seed: bool,
 ) -> Result<Vec<Vec<f32>>> {
     let mut items: Vec<(usize, &WindowInput)> = Vec::new();
     for (c, clip) in clips.iter().enumerate() {
@@ -31,10 +32,11 @@ pub fn predict_clips(
                 .iter()
                 .flat_map(|(_, w)| w.values.iter().copied())
                 .collect();
-            let x = if is_seed {
-                Tensor::from_vec(flat, (batch.len(), width), device)?
-            } else {
-                Tensor::from_vec(flat, (batch.len(), frames, width), device)?
+            let x = match input {
+                ModelInput::ClipVector => Tensor::from_vec(flat, (batch.len(), width), device)?,
+                ModelInput::LogMelFrames => {
+                    Tensor::from_vec(flat, (batch.len(), frames, width), device)?
+                }
             };
             let probs =
                 candle_nn::ops::softmax_last_dim(&net.forward_t(&x, false)?)?.to_vec2::<f32>()?;
@@ -66,6 +68,20 @@ impl Confusion {
         let mut c = Confusion::default();
         for (&t, &p) in labels.iter().zip(predictions) {
             c.counts[t][p] += 1;
+        }
+        c
+    }
+
+    /// The 7-class view: calm rows and columns merged into neutral.
+    pub fn calm_as_neutral(&self) -> Self {
+        let mut c = self.clone();
+        for t in 0..8 {
+            c.counts[t][0] += c.counts[t][1];
+            c.counts[t][1] = 0;
+        }
+        for p in 0..8 {
+            c.counts[0][p] += c.counts[1][p];
+            c.counts[1][p] = 0;
         }
         c
     }

@@ -1,10 +1,24 @@
 //! Sentio's training library: corpus loading, augmentation, feature caching, training,
-//! evaluation and reports. Features and models come from the `sentio` crate itself, so
-//! training and serving share one implementation.
+//! evaluation protocols and reports. Features and models come from the `sentio` crate
+//! itself, so training and serving share one implementation.
 pub mod augment;
 pub mod cache;
 pub mod data;
 pub mod eval;
+pub mod evaluate;
 pub mod normalization;
+pub mod protocol;
 pub mod report;
+pub mod run;
 pub mod train;
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len}")
+            .expect("template"),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

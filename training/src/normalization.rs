@@ -4,8 +4,8 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sentio::model::logmel::{InputNorm, remove_window_mean};
-use sentio::model::{ModelCard, ModelKind, Normalization};
+use sentio::model::logmel::remove_window_mean;
+use sentio::model::{InputStatistics, ModelCard, Normalization};
 
 use crate::cache::CachedClip;
 use crate::train::crop_window;
@@ -46,16 +46,16 @@ pub fn fit(
     crop_frames: usize,
     seed: u64,
 ) -> Normalization {
-    match card.kind {
-        ModelKind::Seed => {
+    match card.architecture.spec().statistics() {
+        InputStatistics::None => Normalization::default(),
+        InputStatistics::PerFeature => {
             let rows = train
                 .iter()
                 .flatten()
                 .flat_map(|c| c.windows.iter().map(|w| w.values.as_slice()));
-            column_stats(rows, 162)
+            column_stats(rows, sentio::model::seed::SEED_FEATURES)
         }
-        ModelKind::Logmel => {
-            let norm = InputNorm::from_architecture(&card.architecture);
+        InputStatistics::PerBand(norm) => {
             let n_mels = card.features.n_mels;
             let top_db = card.features.top_db.unwrap_or(80.0);
             let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);

@@ -9,7 +9,9 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use sentio::model::LABELS;
 
+use crate::data::Clip;
 use crate::eval::{Confusion, Summary};
+use crate::evaluate::{Condition, Decisions};
 
 const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -134,5 +136,56 @@ pub fn confusion_table(confusion: &Confusion) -> String {
         }
         out.push('\n');
     }
+    out
+}
+
+/// One partition's outcome: its name, decisions per condition, test clips, validation UAR.
+pub type PartitionResult = (String, Vec<Decisions>, Vec<Clip>, f64);
+
+/// A protocol's table: UAR per partition and condition (8 classes, and 7 for clean), with
+/// the mean and standard deviation over partitions.
+pub fn protocol_summary(
+    architecture: &sentio::model::Architecture,
+    results: &[PartitionResult],
+) -> String {
+    let mut out = format!("## `{}`
+
+| partition | test clips | validation UAR |", architecture.name());
+    for c in Condition::ALL {
+        let _ = write!(out, " UAR {} |", c.name());
+    }
+    out.push_str(" UAR clean, 7 classes |\n|---|---:|---:|");
+    out.push_str(&"---:|".repeat(Condition::ALL.len() + 1));
+    out.push('\n');
+    let mut columns: Vec<Vec<f64>> = vec![Vec::new(); Condition::ALL.len() + 2];
+    for (name, decisions, clips, val) in results {
+        let mut values = vec![*val];
+        for c in Condition::ALL {
+            let uar = decisions
+                .iter()
+                .find(|d| d.condition == c)
+                .map_or(f64::NAN, |d| d.confusion(clips, |_| true).uar());
+            values.push(uar);
+        }
+        let clean7 = decisions
+            .iter()
+            .find(|d| d.condition == Condition::Clean)
+            .map_or(f64::NAN, |d| d.confusion(clips, |_| true).calm_as_neutral().uar());
+        values.push(clean7);
+        let _ = write!(out, "| {name} | {} |", clips.len());
+        for (column, v) in columns.iter_mut().zip(&values) {
+            column.push(*v);
+            let _ = write!(out, " {v:.3} |");
+        }
+        out.push('\n');
+    }
+    out.push_str("| **mean ± sd** | |");
+    for column in &columns {
+        let n = column.len().max(1) as f64;
+        let mean = column.iter().sum::<f64>() / n;
+        let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let _ = write!(out, " **{mean:.3}** ± {sd:.3} |");
+    }
+    out.push('\n');
     out
 }

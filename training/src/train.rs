@@ -12,23 +12,18 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Normal};
-use sentio::model::{ModelCard, ModelKind, Net};
+use sentio::model::recipe::{Sampling, Schedule};
+use sentio::model::{ModelCard, ModelInput, Network, Recipe};
 
 use crate::cache::CachedClip;
 use crate::eval::{Confusion, argmax, predict_clips};
 
-/// Knobs of one training run.
+/// Knobs of one training run: the architecture's recipe and the seed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
     pub seed: u64,
-    /// Log-mel crop length in frames (a window's frames).
-    pub crop_frames: usize,
-    pub mixup_alpha: f32,
-    pub spec_augment: bool,
+    #[serde(flatten)]
+    pub recipe: Recipe,
 }
 
 /// The training set as the loops see it: per clip, its label and cached variants.
@@ -94,7 +89,8 @@ fn soft_cross_entropy(
 }
 
 /// A random crop of `crop` frames, clamped to top_db below its own peak as a window is;
-/// clips shorter than a crop are padded with silence (which the clamp lifts to the floor).
+/// clips shorter than a crop are padded with silence (which the clamp lifts to the floor),
+/// or with each band's minimum over the clip when `pad_with_floor`.
 pub fn crop_window(
     clip: &CachedClip,
     n_mels: usize,
@@ -102,7 +98,25 @@ pub fn crop_window(
     top_db: f32,
     rng: &mut StdRng,
 ) -> Vec<f32> {
+    crop_window_padded(clip, n_mels, crop, top_db, false, rng)
+}
+
+pub fn crop_window_padded(
+    clip: &CachedClip,
+    n_mels: usize,
+    crop: usize,
+    top_db: f32,
+    pad_with_floor: bool,
+    rng: &mut StdRng,
+) -> Vec<f32> {
     let mut out = vec![-100.0f32; crop * n_mels];
+    if pad_with_floor && clip.frames <= crop && clip.frames > 0 {
+        let mut floor = vec![f32::INFINITY; n_mels];
+        for frame in clip.logmel_db.chunks_exact(n_mels) {
+            floor.iter_mut().zip(frame).for_each(|(f, &v)| *f = f.min(v));
+        }
+        out.chunks_exact_mut(n_mels).for_each(|f| f.copy_from_slice(&floor));
+    }
     if clip.frames > crop {
         let start = rng.random_range(0..=clip.frames - crop);
         out.copy_from_slice(&clip.logmel_db[start * n_mels..(start + crop) * n_mels]);
@@ -115,9 +129,30 @@ pub fn crop_window(
     out
 }
 
-/// SpecAugment: two frequency masks of up to 8 bands, two time masks of up to 10% of the
+/// Shifts a window (frames x n_mels) along the mel axis by `shift` bands, repeating the edge
+/// band into the gap.
+pub fn shift_mel(window: &mut [f32], n_mels: usize, shift: isize) {
+    if shift == 0 {
+        return;
+    }
+    for frame in window.chunks_exact_mut(n_mels) {
+        let source = frame.to_vec();
+        for (m, v) in frame.iter_mut().enumerate() {
+            let from = (m as isize - shift).clamp(0, n_mels as isize - 1) as usize;
+            *v = source[from];
+        }
+    }
+}
+
+/// SpecAugment: two frequency masks of up to 8 bands, two time masks of up to `max_time`
 /// frames, as a multiplicative 0/1 mask over normalized (zero-mean) input.
-fn spec_augment_mask(batch: usize, n_mels: usize, frames: usize, rng: &mut StdRng) -> Vec<f32> {
+fn spec_augment_mask(
+    batch: usize,
+    n_mels: usize,
+    frames: usize,
+    max_time: usize,
+    rng: &mut StdRng,
+) -> Vec<f32> {
     let mut mask = vec![1.0f32; batch * n_mels * frames];
     for b in 0..batch {
         let item = &mut mask[b * n_mels * frames..(b + 1) * n_mels * frames];
@@ -127,7 +162,7 @@ fn spec_augment_mask(batch: usize, n_mels: usize, frames: usize, rng: &mut StdRn
             item[start * frames..(start + width) * frames]
                 .iter_mut()
                 .for_each(|v| *v = 0.0);
-            let width = rng.random_range(0..=frames / 10);
+            let width = rng.random_range(0..=max_time.min(frames));
             let start = rng.random_range(0..=frames - width);
             for m in 0..n_mels {
                 item[m * frames + start..m * frames + start + width]
@@ -151,13 +186,25 @@ fn one_hot(labels: &[usize], device: &Device) -> candle_core::Result<Tensor> {
 /// A trained network with the weights of its best validation epoch.
 pub struct Trained {
     pub varmap: VarMap,
-    pub net: Net,
+    pub net: Box<dyn Network>,
     /// Per epoch: mean training loss, validation UAR.
     pub history: Vec<(f64, f64)>,
 }
 
+/// What one run needs besides the data.
+struct Run<'a> {
+    card: &'a ModelCard,
+    recipe: &'a Recipe,
+    net: Box<dyn Network>,
+    device: &'a Device,
+    rng: StdRng,
+    class_weights: Tensor,
+    beta: Beta<f32>,
+}
+
 /// Trains a network; returns it with the weights of the best validation epoch, and the
-/// per-epoch history (loss, validation UAR).
+/// per-epoch history (loss, validation UAR). With `checkpoint`, the best weights so far are
+/// also written there after each improvement.
 pub fn train(
     card: &ModelCard,
     config: &TrainConfig,
@@ -165,120 +212,62 @@ pub fn train(
     val: &[&CachedClip],
     val_labels: &[usize],
     device: &Device,
+    checkpoint: Option<&std::path::Path>,
 ) -> Result<Trained> {
+    let recipe = &config.recipe;
     let varmap = VarMap::new();
-    let net = Net::build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let net = card
+        .architecture
+        .spec()
+        .build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     init_vars(&varmap, config.seed)?;
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(1));
-    match &net {
-        Net::Seed(n) => n.dropout.set_seed(config.seed),
-        Net::Logmel(n) => n.dropout.set_seed(config.seed),
+    net.set_dropout_seed(config.seed);
+    let mut weights = class_weights(&train_set.labels);
+    if recipe.cap_calm_weight {
+        weights[1] = weights[1].min(weights[0]);
     }
-    let weights = Tensor::from_slice(&class_weights(&train_set.labels), (1, 8), device)?;
-    let params = ParamsAdamW {
-        lr: config.learning_rate,
-        weight_decay: config.weight_decay,
-        ..Default::default()
+    let alpha = recipe.mixup_alpha.max(1e-3);
+    let mut run = Run {
+        card,
+        recipe,
+        net,
+        device,
+        rng: StdRng::seed_from_u64(config.seed.wrapping_add(1)),
+        class_weights: Tensor::from_slice(&weights, (1, 8), device)?,
+        beta: Beta::new(alpha, alpha)?,
     };
-    let mut optimizer = AdamW::new(varmap.all_vars(), params)?;
-
-    // Samples: (clip, window) pairs for the seed model, clips for the log-mel model.
-    let samples: Vec<(usize, usize)> = match card.kind {
-        ModelKind::Seed => (0..train_set.labels.len())
-            .flat_map(|c| (0..train_set.variants[c][0].windows.len()).map(move |w| (c, w)))
-            .collect(),
-        ModelKind::Logmel => (0..train_set.labels.len()).map(|c| (c, 0)).collect(),
-    };
-    let steps_per_epoch = samples.len() / config.batch_size;
-    let total_steps = (steps_per_epoch * config.epochs).max(1);
-    let n_mels = card.features.n_mels;
-    let top_db = card.features.top_db.unwrap_or(80.0);
-    let beta = Beta::new(config.mixup_alpha.max(1e-3), config.mixup_alpha.max(1e-3))?;
-
+    let mut optimizer = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: recipe.learning_rate,
+            weight_decay: recipe.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let samples = run.samples(train_set);
+    let steps_per_epoch = samples.len() / recipe.batch_size;
+    let total_steps = (steps_per_epoch * recipe.epochs).max(1);
     let bar = ProgressBar::new(total_steps as u64);
     bar.set_style(ProgressStyle::with_template(
         "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
     )?);
-    bar.set_prefix(format!("{:?}", card.kind));
+    bar.set_prefix(card.kind());
     let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
     let mut history = Vec::new();
     let mut plateau = (f64::INFINITY, 0usize);
     let mut step = 0usize;
-    for epoch in 0..config.epochs {
+    for epoch in 0..recipe.epochs {
         let mut order = samples.clone();
-        order.shuffle(&mut rng);
+        order.shuffle(&mut run.rng);
         let mut epoch_loss = 0.0;
-        for batch in order.chunks_exact(config.batch_size) {
-            if card.kind == ModelKind::Logmel {
-                // Cosine decay after a one-epoch warm-up.
-                let progress = step as f64 / total_steps as f64;
-                let warm = ((step + 1) as f64 / steps_per_epoch.max(1) as f64).min(1.0);
+        for batch in order.chunks_exact(recipe.batch_size) {
+            if let Schedule::WarmupCosine { warmup_epochs } = recipe.schedule {
+                let warm_steps = (steps_per_epoch * warmup_epochs.max(1)).max(1);
                 optimizer.set_learning_rate(
-                    config.learning_rate
-                        * warm
-                        * 0.5
-                        * (1.0 + (std::f64::consts::PI * progress).cos()),
+                    recipe.learning_rate * warmup_cosine(step, warm_steps, total_steps),
                 );
             }
-            let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
-            let mut targets = one_hot(&labels, device)?;
-            let mut x = match card.kind {
-                ModelKind::Seed => {
-                    let flat: Vec<f32> = batch
-                        .iter()
-                        .flat_map(|&(c, w)| {
-                            let variants = train_set.variants[c];
-                            let v = &variants[rng.random_range(0..variants.len())];
-                            v.windows[w.min(v.windows.len() - 1)].values.clone()
-                        })
-                        .collect();
-                    Tensor::from_vec(flat, (batch.len(), 162), device)?
-                }
-                ModelKind::Logmel => {
-                    let flat: Vec<f32> = batch
-                        .iter()
-                        .flat_map(|&(c, _)| {
-                            let variants = train_set.variants[c];
-                            let pick = if rng.random_bool(0.4) {
-                                0
-                            } else {
-                                rng.random_range(0..variants.len())
-                            };
-                            crop_window(
-                                &variants[pick],
-                                n_mels,
-                                config.crop_frames,
-                                top_db,
-                                &mut rng,
-                            )
-                        })
-                        .collect();
-                    Tensor::from_vec(flat, (batch.len(), config.crop_frames, n_mels), device)?
-                }
-            };
-            if let Net::Logmel(net) = &net {
-                x = net.normalize(&x)?;
-                if config.spec_augment {
-                    let mask = spec_augment_mask(batch.len(), n_mels, config.crop_frames, &mut rng);
-                    x = x.mul(&Tensor::from_vec(mask, x.shape(), device)?)?;
-                }
-            }
-            if config.mixup_alpha > 0.0 {
-                let lambda = beta.sample(&mut rng) as f64;
-                let mut perm: Vec<u32> = (0..batch.len() as u32).collect();
-                perm.shuffle(&mut rng);
-                let perm = Tensor::from_vec(perm, batch.len(), device)?;
-                x = ((&x * lambda)? + (x.index_select(&perm, 0)? * (1.0 - lambda))?)?;
-                targets =
-                    ((&targets * lambda)? + (targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
-            }
-            let logits = match &net {
-                Net::Logmel(n) => n.forward_normalized(&x, true)?,
-                Net::Seed(n) => n.forward_t(&x, true)?,
-            };
-            let loss = soft_cross_entropy(&logits, &targets, &weights)?;
-            optimizer.backward_step(&loss)?;
-            let loss = loss.to_scalar::<f32>()? as f64;
+            let loss = run.step(train_set, batch, &mut optimizer)?;
             epoch_loss += loss;
             step += 1;
             bar.inc(1);
@@ -286,32 +275,20 @@ pub fn train(
                 bar.set_message(format!("epoch {} loss {loss:.3}", epoch + 1));
             }
         }
-        let probs = predict_clips(&net, device, val, card.kind == ModelKind::Seed)?;
-        let predictions: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
-        let uar = Confusion::from_predictions(val_labels, &predictions).uar();
-        let val_loss = -probs
-            .iter()
-            .zip(val_labels)
-            .map(|(p, &l)| (p[l].max(1e-7) as f64).ln())
-            .sum::<f64>()
-            / val_labels.len().max(1) as f64;
+        let input = card.architecture.spec().input();
+        let (uar, val_loss) = validate(run.net.as_ref(), input, device, val, val_labels)?;
         let mean_loss = epoch_loss / steps_per_epoch.max(1) as f64;
         history.push((mean_loss, uar));
-        bar.suspend(|| eprintln!("{:?} epoch {:>3}: train loss {mean_loss:.4}  val loss {val_loss:.4}  val UAR {uar:.4}  lr {:.2e}", card.kind, epoch + 1, optimizer.learning_rate()));
+        bar.suspend(|| eprintln!("{} epoch {:>3}: train loss {mean_loss:.4}  val loss {val_loss:.4}  val UAR {uar:.4}  lr {:.2e}", card.kind(), epoch + 1, optimizer.learning_rate()));
         if best.as_ref().is_none_or(|(b, _)| uar > *b) {
             best = Some((uar, snapshot(&varmap)?));
-        }
-        if card.kind == ModelKind::Seed {
-            // ReduceLROnPlateau(factor 0.4, patience 2, min_lr 1e-7), on validation loss.
-            if val_loss < plateau.0 {
-                plateau = (val_loss, 0);
-            } else {
-                plateau.1 += 1;
-                if plateau.1 >= 2 {
-                    optimizer.set_learning_rate((optimizer.learning_rate() * 0.4).max(1e-7));
-                    plateau.1 = 0;
-                }
+            // The best weights so far survive a killed run.
+            if let Some(path) = checkpoint {
+                varmap.save(path)?;
             }
+        }
+        if recipe.schedule == Schedule::ReduceOnPlateau {
+            reduce_on_plateau(&mut optimizer, &mut plateau, val_loss);
         }
     }
     bar.finish_and_clear();
@@ -320,9 +297,141 @@ pub fn train(
     }
     Ok(Trained {
         varmap,
-        net,
+        net: run.net,
         history,
     })
+}
+
+/// Learning-rate factor: linear warm-up, then a cosine from 1 to 0 over the whole run.
+fn warmup_cosine(step: usize, warm_steps: usize, total_steps: usize) -> f64 {
+    let progress = step as f64 / total_steps as f64;
+    let warm = ((step + 1) as f64 / warm_steps as f64).min(1.0);
+    warm * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// Keras's ReduceLROnPlateau(factor 0.4, patience 2, min_lr 1e-7), on validation loss.
+fn reduce_on_plateau(optimizer: &mut AdamW, plateau: &mut (f64, usize), val_loss: f64) {
+    if val_loss < plateau.0 {
+        *plateau = (val_loss, 0);
+    } else {
+        plateau.1 += 1;
+        if plateau.1 >= 2 {
+            optimizer.set_learning_rate((optimizer.learning_rate() * 0.4).max(1e-7));
+            plateau.1 = 0;
+        }
+    }
+}
+
+/// Clip-level validation UAR and mean negative log-likelihood.
+fn validate(
+    net: &dyn Network,
+    input: ModelInput,
+    device: &Device,
+    val: &[&CachedClip],
+    val_labels: &[usize],
+) -> Result<(f64, f64)> {
+    let probs = predict_clips(net, input, device, val)?;
+    let predictions: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+    let uar = Confusion::from_predictions(val_labels, &predictions).uar();
+    let val_loss = -probs
+        .iter()
+        .zip(val_labels)
+        .map(|(p, &l)| (p[l].max(1e-7) as f64).ln())
+        .sum::<f64>()
+        / val_labels.len().max(1) as f64;
+    Ok((uar, val_loss))
+}
+
+impl Run<'_> {
+    /// (clip, window) pairs for clip-vector models, clips for log-mel models.
+    fn samples(&self, train_set: &TrainSet) -> Vec<(usize, usize)> {
+        let clips = 0..train_set.labels.len();
+        match self.recipe.sampling {
+            Sampling::EveryWindow => clips
+                .flat_map(|c| (0..train_set.variants[c][0].windows.len()).map(move |w| (c, w)))
+                .collect(),
+            Sampling::RandomCrop => clips.map(|c| (c, 0)).collect(),
+        }
+    }
+
+    /// One optimizer step on one batch; returns its loss.
+    fn step(
+        &mut self,
+        train_set: &TrainSet,
+        batch: &[(usize, usize)],
+        optimizer: &mut AdamW,
+    ) -> Result<f64> {
+        let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
+        let mut targets = one_hot(&labels, self.device)?;
+        if self.recipe.label_smoothing > 0.0 {
+            let e = self.recipe.label_smoothing as f64;
+            targets = ((targets * (1.0 - e))? + e / 8.0)?;
+        }
+        let raw = self.batch_input(train_set, batch)?;
+        let mut x = self.net.normalize(&raw)?;
+        let n_mels = self.card.features.n_mels;
+        if self.recipe.spec_augment && self.card.architecture.spec().input() == ModelInput::LogMelFrames {
+            let frames = self.recipe.crop_frames;
+            let mask = spec_augment_mask(batch.len(), n_mels, frames, self.recipe.time_mask_frames, &mut self.rng);
+            x = x.mul(&Tensor::from_vec(mask, x.shape(), self.device)?)?;
+        }
+        if self.recipe.mixup_alpha > 0.0 {
+            let mut lambda = self.beta.sample(&mut self.rng) as f64;
+            if self.recipe.mixup_major_first {
+                lambda = lambda.max(1.0 - lambda);
+            }
+            let mut perm: Vec<u32> = (0..batch.len() as u32).collect();
+            perm.shuffle(&mut self.rng);
+            let perm = Tensor::from_vec(perm, batch.len(), self.device)?;
+            x = ((&x * lambda)? + (x.index_select(&perm, 0)? * (1.0 - lambda))?)?;
+            targets = ((&targets * lambda)? + (targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
+        }
+        let logits = self.net.forward_normalized(&x, true)?;
+        let loss = soft_cross_entropy(&logits, &targets, &self.class_weights)?;
+        optimizer.backward_step(&loss)?;
+        Ok(loss.to_scalar::<f32>()? as f64)
+    }
+
+    /// The raw network input of a batch: a random variant of each clip, as a window vector
+    /// or a random crop of log-mel frames (mel-shifted at random, per the recipe).
+    fn batch_input(&mut self, train_set: &TrainSet, batch: &[(usize, usize)]) -> Result<Tensor> {
+        let recipe = self.recipe;
+        let n_mels = self.card.features.n_mels;
+        let top_db = self.card.features.top_db.unwrap_or(80.0);
+        let mut flat = Vec::new();
+        for &(c, w) in batch {
+            let variants = train_set.variants[c];
+            let pick = if self.rng.random_bool(recipe.original_prob) {
+                0
+            } else {
+                self.rng.random_range(0..variants.len())
+            };
+            let clip = &variants[pick];
+            match recipe.sampling {
+                Sampling::EveryWindow => {
+                    flat.extend_from_slice(&clip.windows[w.min(clip.windows.len() - 1)].values)
+                }
+                Sampling::RandomCrop => {
+                    let mut window = crop_window_padded(clip, n_mels, recipe.crop_frames, top_db, recipe.pad_with_floor, &mut self.rng);
+                    if recipe.mel_shift_bands > 0 && self.rng.random_bool(recipe.mel_shift_prob) {
+                        let max = recipe.mel_shift_bands as i64;
+                        let shift = self.rng.random_range(-max..=max) as isize;
+                        shift_mel(&mut window, n_mels, shift);
+                    }
+                    flat.extend(window);
+                }
+            }
+        }
+        Ok(match recipe.sampling {
+            Sampling::EveryWindow => {
+                let width = flat.len() / batch.len();
+                Tensor::from_vec(flat, (batch.len(), width), self.device)?
+            }
+            Sampling::RandomCrop => {
+                Tensor::from_vec(flat, (batch.len(), recipe.crop_frames, n_mels), self.device)?
+            }
+        })
+    }
 }
 
 fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {

@@ -1,12 +1,12 @@
 //! Tests of `train.rs`.
 use super::*;
+use candle_nn::VarBuilder;
 use sentio::FeatureConfig;
-use sentio::model::{LABELS, Normalization, WindowInput};
+use sentio::model::{Architecture, LABELS, Normalization, WindowInput};
 
 fn card() -> ModelCard {
     ModelCard {
         id: "test".into(),
-        kind: ModelKind::Logmel,
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         features: FeatureConfig::streaming_16k(),
         window_ms: 2000,
@@ -17,7 +17,7 @@ fn card() -> ModelCard {
             mean: vec![0.0; 64],
             std: vec![10.0; 64],
         },
-        architecture: serde_json::Value::Null,
+        architecture: Architecture::default_of("logmel").unwrap(),
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
         license: String::new(),
@@ -59,16 +59,18 @@ fn a_tiny_run_overfits_synthetic_clips() {
     };
     let val: Vec<&CachedClip> = clips.iter().map(|v| &v[0]).collect();
     let config = TrainConfig {
-        epochs: 8,
-        batch_size: 16,
-        learning_rate: 3e-3,
-        weight_decay: 0.0,
         seed: 1,
-        crop_frames: 50,
-        mixup_alpha: 0.0,
-        spec_augment: false,
+        recipe: Recipe {
+            epochs: 8,
+            batch_size: 16,
+            weight_decay: 0.0,
+            crop_frames: 50,
+            mixup_alpha: 0.0,
+            spec_augment: false,
+            ..Recipe::default()
+        },
     };
-    let history = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu)
+    let history = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu, None)
         .unwrap()
         .history;
     eprintln!("{history:?}");
@@ -77,10 +79,13 @@ fn a_tiny_run_overfits_synthetic_clips() {
 
 #[test]
 fn saved_weights_load_back_to_identical_logits() {
-    for kind in [ModelKind::Logmel, ModelKind::Seed] {
+    for kind in Architecture::NAMES {
         let mut card = card();
-        card.kind = kind;
-        if kind == ModelKind::Seed {
+        card.architecture = Architecture::default_of(kind).unwrap();
+        if kind == "cnn2d" {
+            card.normalization = Normalization::default();
+        }
+        if kind == "seed" {
             card.features = FeatureConfig::default();
             card.normalization = Normalization {
                 mean: vec![0.1; 162],
@@ -88,13 +93,16 @@ fn saved_weights_load_back_to_identical_logits() {
             };
         }
         let varmap = VarMap::new();
-        let net = Net::build(
-            &card,
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let net = card
+            .architecture
+            .spec()
+            .build(
+                &card,
+                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            )
+            .unwrap();
         init_vars(&varmap, 3).unwrap();
-        let shape: Vec<usize> = if kind == ModelKind::Seed {
+        let shape: Vec<usize> = if kind == "seed" {
             vec![4, 162]
         } else {
             vec![4, 120, 64]
@@ -107,19 +115,24 @@ fn saved_weights_load_back_to_identical_logits() {
         ));
         varmap.save(&path).unwrap();
         let weights = std::fs::read(&path).unwrap();
-        let loaded = sentio::model::Model::from_bytes(
+        let (_, loaded) = sentio::model::load_network(
             &serde_json::to_string(&card).unwrap(),
             &weights,
             &Device::Cpu,
         )
         .unwrap();
         let after = loaded
-            .net()
             .forward_t(&x, false)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
         assert_eq!(before, after, "{kind:?}");
+        // The serving pass (batch norm folded) computes the same logits.
+        let served = loaded.inference().unwrap().forward(&x).unwrap();
+        let served = served.to_vec2::<f32>().unwrap();
+        for (a, b) in before.iter().flatten().zip(served.iter().flatten()) {
+            assert!((a - b).abs() < 1e-3, "{kind}: served {b} vs trained {a}");
+        }
         std::fs::remove_file(&path).unwrap();
     }
 }

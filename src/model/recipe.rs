@@ -1,0 +1,113 @@
+//! How an architecture is trained by default: `sentio-train` reads these instead of asking
+//! which architecture it trains. They are part of the library so that an architecture's
+//! file holds everything about it.
+
+use serde::{Deserialize, Serialize};
+
+/// A waveform variant in which training clips are cached (each is computed once, then
+/// epochs draw among them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Augmentation {
+    /// The clip as recorded.
+    Original,
+    /// Additive white noise at 5-25 dB SNR.
+    Noise,
+    /// Pitch shift of up to +-2.5 semitones and a 0.85-1.15 time stretch.
+    StretchPitch,
+    /// The notebook's fixed stretch 0.8 then pitch shift 0.7 semitones.
+    NotebookStretchPitch,
+    /// The phone channel (8 kHz, 300-3400 Hz, G.711 mu-law) at a random level.
+    Telephony,
+    /// Another speaker on another line: pitch shift of up to +-4 semitones, a 0.9-1.1 speed
+    /// change, noise half of the time, then the phone channel with A-law or mu-law.
+    SpeakerPhone,
+    /// The notebook's roll by up to +-5000 samples.
+    Shift,
+}
+
+/// Learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warm-up over `warmup_epochs`, then a cosine to zero.
+    WarmupCosine { warmup_epochs: usize },
+    /// Keras's ReduceLROnPlateau(factor 0.4, patience 2) on validation loss.
+    ReduceOnPlateau,
+}
+
+/// What a window fed to the network is drawn as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Every server window of every clip, as cut (clip-vector models).
+    EveryWindow,
+    /// One random crop of `crop_frames` per clip and epoch.
+    RandomCrop,
+}
+
+/// Training hyper-parameters (recorded in the card's `training.config`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub sampling: Sampling,
+    /// Log-mel crop length in frames (a 2 s window's frames).
+    pub crop_frames: usize,
+    pub augmentations: Vec<Augmentation>,
+    /// Probability of drawing the original variant (otherwise any variant, uniformly).
+    pub original_prob: f64,
+    /// Mixup Beta(alpha, alpha); 0 disables.
+    pub mixup_alpha: f32,
+    /// Keep the first clip's share >= 0.5, so its label stays the main one.
+    pub mixup_major_first: bool,
+    pub spec_augment: bool,
+    /// Longest SpecAugment time mask, in frames.
+    pub time_mask_frames: usize,
+    /// Each target moves this much mass evenly over all classes.
+    pub label_smoothing: f32,
+    /// Probability of shifting the mel axis by up to `mel_shift_bands` (a cheap
+    /// vocal-tract-length perturbation in feature space).
+    pub mel_shift_prob: f64,
+    pub mel_shift_bands: usize,
+    /// Pad clips shorter than a crop with each band's minimum (their noise floor), not
+    /// silence.
+    pub pad_with_floor: bool,
+    /// Calm's loss weight at most neutral's: calm exists in one corpus only, and a
+    /// rare-class boost teaches "sounds like RAVDESS" rather than calm.
+    pub cap_calm_weight: bool,
+}
+
+impl Default for Recipe {
+    /// The log-mel recipe; architectures change what differs.
+    fn default() -> Self {
+        Self {
+            epochs: 40,
+            batch_size: 64,
+            learning_rate: 3e-3,
+            weight_decay: 1e-2,
+            schedule: Schedule::WarmupCosine { warmup_epochs: 1 },
+            sampling: Sampling::RandomCrop,
+            crop_frames: 197,
+            augmentations: vec![
+                Augmentation::Original,
+                Augmentation::Noise,
+                Augmentation::StretchPitch,
+                Augmentation::Telephony,
+            ],
+            original_prob: 0.4,
+            mixup_alpha: 0.3,
+            mixup_major_first: false,
+            spec_augment: true,
+            time_mask_frames: 19,
+            label_smoothing: 0.0,
+            mel_shift_prob: 0.0,
+            mel_shift_bands: 0,
+            pad_with_floor: false,
+            cap_calm_weight: false,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Evaluation of a saved model exactly as the server decides: each test clip, in each
+//! listening condition, goes through `sentio::classify::classify_audio` (resampling from the
+//! condition's own rate, windows, silence gate, mean over speech windows). The figures of
+//! `EVAL.md` are therefore what `sentio classify` gives on the same audio.
+
+use anyhow::Result;
+use rayon::prelude::*;
+use sentio::audio::{DecodedAudio, SampleFormat, StreamResampler};
+use sentio::classify::classify_audio;
+use sentio::model::{LABELS, Model};
+
+use crate::augment::{self, Codec};
+use crate::cache::load_clip;
+use crate::data::{Clip, Dataset};
+use crate::eval::{Confusion, argmax};
+
+/// How a test clip reaches the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// As recorded, at 16 kHz.
+    Clean,
+    /// 8 kHz, G.711 mu-law, no band-pass: the condition earlier `EVAL.md` files reported.
+    MuLaw8k,
+    /// A phone line: anti-aliased resampling to 8 kHz, 300-3400 Hz band-pass, G.711 mu-law;
+    /// sent at 8 kHz so the server's own 8 -> 16 kHz path runs.
+    PhoneMuLaw,
+    /// The same with G.711 A-law.
+    PhoneALaw,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 4] = [
+        Condition::Clean,
+        Condition::MuLaw8k,
+        Condition::PhoneMuLaw,
+        Condition::PhoneALaw,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Clean => "clean",
+            Condition::MuLaw8k => "8 kHz mu-law",
+            Condition::PhoneMuLaw => "phone mu-law",
+            Condition::PhoneALaw => "phone A-law",
+        }
+    }
+
+    /// File and metric key.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Condition::Clean => "clean",
+            Condition::MuLaw8k => "mulaw8k",
+            Condition::PhoneMuLaw => "phone_mulaw",
+            Condition::PhoneALaw => "phone_alaw",
+        }
+    }
+
+    /// The audio a caller would send: `y` at `sr` in, samples at the condition's rate out.
+    pub fn apply(self, y: &[f32], sr: u32) -> Result<DecodedAudio> {
+        let phone = |codec| -> Result<DecodedAudio> {
+            let mut narrow = StreamResampler::resample_all(sr, 8000, y)?;
+            augment::telephone_band(&mut narrow, 8000);
+            let format = match codec {
+                Codec::MuLaw => SampleFormat::MuLaw,
+                Codec::ALaw => SampleFormat::ALaw,
+            };
+            Ok(DecodedAudio {
+                samples: sentio::audio::pcm::round_trip(&narrow, format),
+                sample_rate: 8000,
+            })
+        };
+        match self {
+            Condition::Clean => Ok(DecodedAudio {
+                samples: y.to_vec(),
+                sample_rate: sr,
+            }),
+            Condition::MuLaw8k => {
+                let narrow = StreamResampler::resample_all(sr, 8000, y)?;
+                Ok(DecodedAudio {
+                    samples: sentio::audio::pcm::round_trip(&narrow, SampleFormat::MuLaw),
+                    sample_rate: 8000,
+                })
+            }
+            Condition::PhoneMuLaw => phone(Codec::MuLaw),
+            Condition::PhoneALaw => phone(Codec::ALaw),
+        }
+    }
+}
+
+/// One condition's clip decisions: mean speech-window probabilities per clip (uniform for
+/// a clip in which no window held speech, counted in `silent`).
+pub struct Decisions {
+    pub condition: Condition,
+    pub probabilities: Vec<Vec<f32>>,
+    pub silent: usize,
+}
+
+impl Decisions {
+    pub fn predictions(&self) -> Vec<usize> {
+        self.probabilities.iter().map(|p| argmax(p)).collect()
+    }
+
+    /// The confusion over the clips `keep` selects.
+    pub fn confusion(&self, clips: &[Clip], keep: impl Fn(&Clip) -> bool) -> Confusion {
+        let predictions = self.predictions();
+        let (labels, predicted): (Vec<usize>, Vec<usize>) = clips
+            .iter()
+            .zip(predictions)
+            .filter(|(c, _)| keep(c))
+            .map(|(c, p)| (c.label, p))
+            .unzip();
+        Confusion::from_predictions(&labels, &predicted)
+    }
+}
+
+/// Classifies every clip in every condition through the server's clip path.
+pub fn evaluate(
+    model: &Model,
+    clips: &[Clip],
+    conditions: &[Condition],
+    silence_dbfs: f32,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Decisions>> {
+    let sr = model.card.features.sr;
+    let per_clip: Vec<Vec<Option<Vec<f32>>>> = clips
+        .par_iter()
+        .map(|clip| {
+            let y = load_clip(clip, sr)?;
+            let result = conditions
+                .iter()
+                .map(|c| {
+                    let decision = classify_audio(model, &c.apply(&y, sr)?, silence_dbfs)?;
+                    Ok((!decision.mean.is_empty()).then_some(decision.mean))
+                })
+                .collect::<Result<Vec<_>>>();
+            progress.inc(1);
+            result
+        })
+        .collect::<Result<_>>()?;
+    let uniform = vec![1.0 / LABELS.len() as f32; model.card.labels.len()];
+    Ok(conditions
+        .iter()
+        .enumerate()
+        .map(|(i, &condition)| {
+            let silent = per_clip.iter().filter(|c| c[i].is_none()).count();
+            let probabilities = per_clip
+                .iter()
+                .map(|c| c[i].clone().unwrap_or_else(|| uniform.clone()))
+                .collect();
+            Decisions {
+                condition,
+                probabilities,
+                silent,
+            }
+        })
+        .collect())
+}
+
+/// Clips of `dataset`, or all clips for `None`.
+pub fn of_dataset(dataset: Option<Dataset>) -> impl Fn(&Clip) -> bool {
+    move |c| dataset.is_none_or(|d| c.dataset == d)
+}

@@ -1,0 +1,189 @@
+//! One training run on one partition, and the evaluation of a saved model directory: the
+//! steps every protocol of `sentio-train` is made of.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::Device;
+use sentio::model::{Architecture, LABELS, Model, ModelCard, Normalization, Recipe};
+
+use crate::cache::{CachedClip, prepare};
+use crate::data::{Clip, Dataset};
+use crate::evaluate::{Condition, Decisions, evaluate, of_dataset};
+use crate::eval::Summary;
+use crate::protocol::Partition;
+use crate::report::{confusion_png, confusion_table, summary_table};
+use crate::train::{TrainConfig, TrainSet, Trained, train};
+use crate::{normalization, progress_bar};
+
+/// A trained model saved to `dir`, with what the run measured.
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub best_val_uar: f64,
+    pub feature_minutes: f64,
+    pub train_minutes: f64,
+    pub history: Vec<(f64, f64)>,
+}
+
+/// The card of a fresh model of `architecture`, before training fills its statistics.
+pub fn new_card(architecture: Architecture, license: &str) -> ModelCard {
+    let features = match architecture {
+        Architecture::Seed(_) => sentio::FeatureConfig::default(),
+        _ => sentio::FeatureConfig::streaming_16k(),
+    };
+    ModelCard {
+        id: format!("sentio-{}-{}", architecture.name(), env!("CARGO_PKG_VERSION")),
+        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        features,
+        window_ms: 2000,
+        hop_ms: 1000,
+        min_window_ms: 500,
+        max_window_ms: 8000,
+        normalization: Normalization::default(),
+        architecture,
+        training: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+        license: license.into(),
+    }
+}
+
+/// Trains `card`'s architecture on `partition.train`, picks the epoch on `partition.val`,
+/// and saves `model.json`, `model.safetensors` and `history.tsv` into `dir`.
+pub fn train_partition(
+    mut card: ModelCard,
+    config: &TrainConfig,
+    partition: &Partition,
+    device: &Device,
+    dir: &Path,
+) -> Result<RunOutcome> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir)?;
+    let recipe: &Recipe = &config.recipe;
+    let progress = progress_bar(
+        partition.train.len() + partition.val.len(),
+        &format!("{} features", card.kind()),
+    );
+    // Statistics need the card's architecture only, not its (still empty) normalization.
+    let train_cache = prepare(&card, &partition.train, &recipe.augmentations, config.seed, &progress)?;
+    let val_cache = prepare(
+        &card,
+        &partition.val,
+        &[sentio::model::Augmentation::Original],
+        config.seed,
+        &progress,
+    )?;
+    progress.finish_and_clear();
+    let feature_minutes = started.elapsed().as_secs_f64() / 60.0;
+    eprintln!("{}: features ready in {feature_minutes:.1} min", card.kind());
+    card.normalization =
+        normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
+    let train_set = TrainSet {
+        labels: partition.train.iter().map(|c| c.label).collect(),
+        variants: train_cache.iter().map(|v| v.as_slice()).collect(),
+    };
+    let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
+    let val_labels: Vec<usize> = partition.val.iter().map(|c| c.label).collect();
+    let train_started = Instant::now();
+    let Trained { varmap, history, .. } = train(
+        &card,
+        config,
+        &train_set,
+        &val,
+        &val_labels,
+        device,
+        Some(&dir.join("checkpoint.safetensors")),
+    )?;
+    let train_minutes = train_started.elapsed().as_secs_f64() / 60.0;
+    let best_val_uar = history.iter().map(|h| h.1).fold(0.0, f64::max);
+    card.metrics = serde_json::json!({ "validation_uar": best_val_uar });
+    card.training = serde_json::json!({
+        "data": partition.train.iter().map(|c| c.dataset.name()).collect::<std::collections::BTreeSet<_>>(),
+        "partition": partition.name,
+        "train_clips": partition.train.len(), "validation_clips": partition.val.len(), "test_clips": partition.test.len(),
+        "config": config, "history": history, "minutes": train_minutes,
+    });
+    varmap.save(dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&card)?)?;
+    let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
+    write_history(dir, &history)?;
+    Ok(RunOutcome {
+        dir: dir.to_path_buf(),
+        best_val_uar,
+        feature_minutes,
+        train_minutes,
+        history,
+    })
+}
+
+/// A saved model's clip decisions on `clips` in every condition, through the server path.
+pub fn evaluate_dir(dir: &Path, clips: &[Clip], device: &Device) -> Result<(Model, Vec<Decisions>)> {
+    let model = Model::load_dir(dir, device)?;
+    let progress = progress_bar(clips.len(), "evaluation");
+    let decisions = evaluate(
+        &model,
+        clips,
+        &Condition::ALL,
+        sentio::pipeline::DEFAULT_SILENCE_DBFS,
+        &progress,
+    )?;
+    progress.finish_and_clear();
+    Ok((model, decisions))
+}
+
+/// `EVAL.md`'s tables for one model (8 and 7 classes, per corpus and condition, confusion
+/// matrices), the PNGs beside the model, and the test metrics written into its card.
+pub fn report_and_record(dir: &Path, clips: &[Clip], decisions: &[Decisions]) -> Result<String> {
+    let mut rows = Vec::new();
+    let mut rows7 = Vec::new();
+    let mut confusions = String::new();
+    let card_path = dir.join("model.json");
+    let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card_path)?)?;
+    let sets: Vec<(String, Option<Dataset>)> = std::iter::once(("all test speakers".to_string(), None))
+        .chain(Dataset::ALL.into_iter().map(|d| (d.name().to_string(), Some(d))))
+        .collect();
+    for d in decisions {
+        let condition = d.condition.name();
+        for (name, dataset) in &sets {
+            let confusion = d.confusion(clips, of_dataset(*dataset));
+            if confusion.total() == 0 {
+                continue;
+            }
+            rows.push((format!("{name}, {condition}"), Summary::of(&confusion)));
+            rows7.push((format!("{name}, {condition}"), Summary::of(&confusion.calm_as_neutral())));
+            if dataset.is_none() {
+                card["metrics"][format!("test_{}", d.condition.slug())] = serde_json::to_value(Summary::of(&confusion))?;
+                card["metrics"][format!("test_{}_7class", d.condition.slug())] =
+                    serde_json::to_value(Summary::of(&confusion.calm_as_neutral()))?;
+                let png = format!("confusion_{}.png", d.condition.slug());
+                confusion_png(&confusion, &format!("test speakers, {condition}"), &dir.join(&png))?;
+                confusions.push_str(&format!(
+                    "Confusion matrix, all test speakers, {condition} (`{png}`; {} clips had no speech window and count as uniform):\n\n{}\n",
+                    d.silent,
+                    confusion_table(&confusion)
+                ));
+            } else if d.condition == Condition::Clean {
+                confusions.push_str(&format!("{name} test speakers, clean:\n\n{}\n", confusion_table(&confusion)));
+            }
+        }
+    }
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)?)?;
+    Ok(format!(
+        "8 classes:\n\n{}\n7-class view (calm merged into neutral, in truth and prediction):\n\n{}\n{confusions}",
+        summary_table(&rows),
+        summary_table(&rows7)
+    ))
+}
+
+fn write_history(dir: &Path, history: &[(f64, f64)]) -> Result<()> {
+    let lines: Vec<String> = history
+        .iter()
+        .enumerate()
+        .map(|(i, (l, u))| format!("{}\t{l:.5}\t{u:.5}", i + 1))
+        .collect();
+    std::fs::write(
+        dir.join("history.tsv"),
+        format!("epoch\ttrain_loss\tval_uar\n{}\n", lines.join("\n")),
+    )?;
+    Ok(())
+}
