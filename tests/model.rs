@@ -14,7 +14,10 @@ use sentio::pipeline::DEFAULT_SILENCE_DBFS;
 fn the_shipped_model_classifies_generated_clips() {
     let model = Model::default_model(&Device::Cpu).unwrap();
     assert_eq!(model.card.labels, LABELS.map(String::from).to_vec());
-    assert!(matches!(model.card.architecture, Architecture::Cnn2d(_) | Architecture::Logmel(_)));
+    assert!(matches!(
+        model.card.architecture,
+        Architecture::Cnn2d(_) | Architecture::Logmel(_)
+    ));
     assert!(
         model.card.metrics["test_clean"]["uar"].as_f64().is_some(),
         "the card carries test metrics"

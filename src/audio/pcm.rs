@@ -270,6 +270,23 @@ mod tests {
         }
     }
 
+    /// A phone line's codec keeps speech-level audio within G.711's ~38 dB SNR.
+    #[test]
+    fn g711_round_trip_keeps_length_and_quantizes_within_its_snr() {
+        let tone: Vec<f32> = (0..8000)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin())
+            .collect();
+        let power = |y: &[f32]| y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+        for format in [SampleFormat::MuLaw, SampleFormat::ALaw] {
+            let out = round_trip(&tone, format);
+            assert_eq!(out.len(), tone.len());
+            let noise: Vec<f32> = tone.iter().zip(&out).map(|(a, b)| a - b).collect();
+            let snr = 10.0 * (power(&tone) / power(&noise)).log10();
+            assert!((30.0..50.0).contains(&snr), "{format:?}: SNR {snr:.1} dB");
+        }
+        assert_eq!(round_trip(&tone, SampleFormat::F32Le), tone);
+    }
+
     #[test]
     fn g711_known_values() {
         assert_eq!(mulaw_to_linear(0xFF), 0);

@@ -65,7 +65,9 @@ impl ModelCard {
         }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = self.labels.iter().find(|l| !seen.insert(l.as_str())) {
-            return Err(Error::Model(format!("model.json: label {dup:?} appears twice")));
+            return Err(Error::Model(format!(
+                "model.json: label {dup:?} appears twice"
+            )));
         }
         let rate = self.features.sr as u64;
         let window = self.window_ms as u64 * rate / 1000;
@@ -119,5 +121,8 @@ fn migrate_first_format(card: &mut serde_json::Value) {
     };
     architecture.remove("pooling");
     architecture.insert("kind".into(), kind);
-    object.insert("architecture".into(), serde_json::Value::Object(architecture));
+    object.insert(
+        "architecture".into(),
+        serde_json::Value::Object(architecture),
+    );
 }

@@ -51,7 +51,10 @@ impl ArchitectureSpec for Cnn2dConfig {
     fn validate(&self, card: &ModelCard) -> crate::Result<()> {
         let invalid = |m: String| Err(crate::Error::Model(format!("model.json: {m}")));
         if self.channels.is_empty() || self.channels.len() != self.pools.len() {
-            return invalid("architecture.channels and architecture.pools must have the same, non-zero length".into());
+            return invalid(
+                "architecture.channels and architecture.pools must have the same, non-zero length"
+                    .into(),
+            );
         }
         let bands: usize = self.pools.iter().map(|p| p.0.max(1)).product();
         if card.features.n_mels < bands {
@@ -64,7 +67,9 @@ impl ArchitectureSpec for Cnn2dConfig {
             return invalid("architecture.dropout must be in [0, 1)".into());
         }
         if !card.normalization.mean.is_empty() {
-            return invalid("normalization must be empty: cnn2d standardizes each window itself".into());
+            return invalid(
+                "normalization must be empty: cnn2d standardizes each window itself".into(),
+            );
         }
         Ok(())
     }
@@ -120,12 +125,7 @@ pub fn standardize_windows(x: &Tensor) -> Result<Tensor> {
     let x = x.transpose(1, 2)?;
     let mean = x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?;
     let centred = x.broadcast_sub(&mean)?;
-    let std = (centred
-        .sqr()?
-        .mean_keepdim(D::Minus1)?
-        .mean_keepdim(1)?
-        + 1e-6)?
-        .sqrt()?;
+    let std = (centred.sqr()?.mean_keepdim(D::Minus1)?.mean_keepdim(1)? + 1e-6)?.sqrt()?;
     centred.broadcast_div(&std)
 }
 
@@ -218,23 +218,15 @@ impl Cnn2dNet {
     pub fn folded(&self) -> Result<FoldedCnn2d> {
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let bn = &block.bn;
-            let (gamma, beta) = bn
-                .weight_and_bias()
-                .ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
-            let scale = (gamma / (bn.running_var() + bn.eps())?.sqrt()?)?;
-            let shift = (beta - bn.running_mean().mul(&scale)?)?;
+            let (scale, shift) = super::folded::batch_norm_affine(&block.bn)?;
             let weight = as_columns(&block.weight)?.broadcast_mul(&scale.unsqueeze(1)?)?;
             blocks.push((weight, shift.reshape((1, (), 1, 1))?, block.pool));
         }
+        let (head_weight, head_bias) = super::folded::linear_parts(&self.head)?;
         Ok(FoldedCnn2d {
             blocks,
-            head_weight: self.head.weight().t()?.contiguous()?,
-            head_bias: self
-                .head
-                .bias()
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg("classifier without bias".into()))?,
+            head_weight,
+            head_bias,
         })
     }
 }
@@ -274,8 +266,8 @@ impl Inference for FoldedCnn2d {
         for (weight, bias, p) in &self.blocks {
             x = pool(conv3x3(&x, weight)?.broadcast_add(bias)?.relu()?, *p)?;
         }
-        let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
-        pooled
+        x.mean(D::Minus1)?
+            .mean(D::Minus1)?
             .matmul(&self.head_weight)?
             .broadcast_add(&self.head_bias)
     }

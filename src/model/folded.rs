@@ -11,6 +11,26 @@ use candle_core::{D, Result, Tensor};
 use super::architecture::Inference;
 use super::logmel::{InputNorm, LogMelNet};
 
+/// Batch norm in evaluation mode as a per-channel affine map, to fold into the layer
+/// before it: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
+pub(crate) fn batch_norm_affine(bn: &candle_nn::BatchNorm) -> Result<(Tensor, Tensor)> {
+    let (gamma, beta) = bn
+        .weight_and_bias()
+        .ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
+    let scale = (gamma / (bn.running_var() + bn.eps())?.sqrt()?)?;
+    let shift = (beta - bn.running_mean().mul(&scale)?)?;
+    Ok((scale, shift))
+}
+
+/// The classifier as (C, classes) weight and bias, for `x.matmul(w) + b`.
+pub(crate) fn linear_parts(head: &candle_nn::Linear) -> Result<(Tensor, Tensor)> {
+    let bias = head
+        .bias()
+        .cloned()
+        .ok_or_else(|| candle_core::Error::Msg("classifier without bias".into()))?;
+    Ok((head.weight().t()?.contiguous()?, bias))
+}
+
 #[derive(Debug)]
 struct FoldedConv {
     /// (k * C_in, C_out): row `kk * C_in + c` holds tap `kk` of input channel `c`.
@@ -39,12 +59,7 @@ impl FoldedLogMelNet {
         let mut convs = Vec::with_capacity(parts.blocks.len());
         for &(conv_weight, bn, pool) in &parts.blocks {
             let k = conv_weight.dim(2)?;
-            // y = (conv(x) - mean) / sqrt(var + eps) * gamma + beta = conv'(x) + shift.
-            let (gamma, beta) = bn
-                .weight_and_bias()
-                .ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
-            let scale = (gamma / (bn.running_var() + bn.eps())?.sqrt()?)?;
-            let bias = (beta - bn.running_mean().mul(&scale)?)?;
+            let (scale, bias) = batch_norm_affine(bn)?;
             let weight = conv_weight
                 .broadcast_mul(&scale.reshape(((), 1, 1))?)?
                 .permute((2, 1, 0))?
@@ -58,20 +73,16 @@ impl FoldedLogMelNet {
             });
         }
         let n_mels = parts.band_mean.elem_count();
+        let (head_weight, head_bias) = linear_parts(parts.head)?;
         Ok(Self {
             convs,
-            head_weight: parts.head.weight().t()?.contiguous()?,
-            head_bias: parts
-                .head
-                .bias()
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg("classifier without bias".into()))?,
+            head_weight,
+            head_bias,
             band_mean: parts.band_mean.reshape((1, 1, n_mels))?,
             band_std: parts.band_std.reshape((1, 1, n_mels))?,
             input_norm: parts.input_norm,
         })
     }
-
 }
 
 impl Inference for FoldedLogMelNet {

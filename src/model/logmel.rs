@@ -11,11 +11,11 @@ use candle_core::{D, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::architecture::{ArchitectureSpec, InputStatistics, Network, ModelInput};
+use super::architecture::{ArchitectureSpec, InputStatistics, ModelInput, Network};
 use super::card::ModelCard;
 use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
-use super::recipe::Recipe;
+use super::recipe::{Augmentation, Recipe};
 
 /// One convolution block: channels out, kernel along time, max pool of 2 frames after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +63,15 @@ impl ArchitectureSpec for LogmelConfig {
 
     fn validate(&self, card: &ModelCard) -> crate::Result<()> {
         let invalid = |m: String| Err(crate::Error::Model(format!("model.json: {m}")));
-        if self.blocks.is_empty() || self.blocks.iter().any(|b| b.channels == 0 || b.kernel % 2 == 0) {
-            return invalid("architecture.blocks: need at least one block, channels > 0 and odd kernels".into());
+        if self.blocks.is_empty()
+            || self
+                .blocks
+                .iter()
+                .any(|b| b.channels == 0 || b.kernel % 2 == 0)
+        {
+            return invalid(
+                "architecture.blocks: need at least one block, channels > 0 and odd kernels".into(),
+            );
         }
         let n_mels = card.features.n_mels;
         if card.normalization.mean.len() != n_mels {
@@ -92,8 +99,25 @@ impl ArchitectureSpec for LogmelConfig {
         InputStatistics::PerBand(self.input_norm)
     }
 
+    /// The first recipe (`Recipe::default`) plus what targets strangers on phone lines:
+    /// the speaker-and-phone variant, a 30% clean share (phone audio in about 28% of draws),
+    /// mel shifts, label smoothing and calm's weight capped at neutral's (EXPERIMENTS.md E2).
     fn recipe(&self) -> Recipe {
-        Recipe::default()
+        Recipe {
+            augmentations: vec![
+                Augmentation::Original,
+                Augmentation::Noise,
+                Augmentation::StretchPitch,
+                Augmentation::Telephony,
+                Augmentation::SpeakerPhone,
+            ],
+            original_prob: 0.3,
+            label_smoothing: 0.05,
+            mel_shift_prob: 0.5,
+            mel_shift_bands: 2,
+            cap_calm_weight: true,
+            ..Recipe::default()
+        }
     }
 
     fn flops(&self, card: &ModelCard, frames: usize) -> u64 {

@@ -129,7 +129,7 @@ pub fn speed(y: &[f32], sr: u32, factor: f32) -> Result<Vec<f32>> {
     if from == sr {
         return Ok(y.to_vec());
     }
-    Ok(StreamResampler::resample_all(from, sr, y)?)
+    StreamResampler::resample_all(from, sr, y)
 }
 
 /// A contact-center channel: resample to 8 kHz, band-limit to 300-3400 Hz, G.711 encode and

@@ -127,7 +127,45 @@ fn telephony_keeps_voice_band_only() -> Result<()> {
     assert_eq!(out.len(), n);
     let drop = db(middle(&high) / middle(&out).max(1e-20));
     assert!(drop > 30.0, "6 kHz dropped only {drop:.1} dB");
-    assert_eq!(telephony(&tone(1000.0, 4410), 44_100, Codec::MuLaw)?.len(), 4410);
+    assert_eq!(
+        telephony(&tone(1000.0, 4410), 44_100, Codec::MuLaw)?.len(),
+        4410
+    );
+    Ok(())
+}
+
+#[test]
+fn telephone_band_cuts_below_300_and_above_3400_hz() {
+    let rate = 8000u32;
+    let n = rate as usize;
+    let at = |hz: f64| {
+        let mut y: Vec<f32> = (0..n)
+            .map(|i| (0.5 * (2.0 * PI * hz * i as f64 / rate as f64).sin()) as f32)
+            .collect();
+        let before = mean_power(&y[n / 4..]);
+        telephone_band(&mut y, rate);
+        db(mean_power(&y[n / 4..]) / before)
+    };
+    assert!(at(1000.0).abs() < 0.5, "1 kHz: {:.2} dB", at(1000.0));
+    assert!(at(100.0) < -9.0, "100 Hz: {:.2} dB", at(100.0));
+    assert!(at(3900.0) < -6.0, "3.9 kHz: {:.2} dB", at(3900.0));
+}
+
+#[test]
+fn speed_perturbation_changes_duration_and_pitch_together() -> Result<()> {
+    let y = tone(440.0, SR as usize);
+    for factor in [1.1f32, 0.9] {
+        let out = speed(&y, SR, factor)?;
+        let want_len = y.len() as f32 / factor;
+        assert!(
+            (out.len() as f32 - want_len).abs() <= 2.0,
+            "speed {factor}: {} samples, want {want_len}",
+            out.len()
+        );
+        assert_hz(&out, 440.0 * factor as f64);
+    }
+    assert_eq!(speed(&y, SR, 1.0)?, y);
+    assert!(speed(&y, SR, 0.0).is_err());
     Ok(())
 }
 

@@ -160,3 +160,65 @@ pub fn evaluate(
 pub fn of_dataset(dataset: Option<Dataset>) -> impl Fn(&Clip) -> bool {
     move |c| dataset.is_none_or(|d| c.dataset == d)
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+    use sentio::audio::decode_path;
+
+    use super::*;
+
+    /// EVAL.md's clean figures are what `sentio classify` answers, clip by clip: the same
+    /// files through `evaluate` and through `classify_audio` on the decoded file (at its
+    /// own rate, as the CLI does) give the same distribution.
+    #[test]
+    fn evaluation_agrees_with_sentio_classify_clip_by_clip() {
+        let model = Model::default_model(&Device::Cpu).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let clips: Vec<Clip> = [
+            "speech_long_16k.wav",
+            "speech_48k_stereo.wav",
+            "speech_like_22k.wav",
+        ]
+        .iter()
+        .map(|name| Clip {
+            path: fixtures.join(name),
+            dataset: Dataset::Crema,
+            speaker: "CREMA-D:0000".into(),
+            label: 0,
+        })
+        .collect();
+        let silence = sentio::pipeline::DEFAULT_SILENCE_DBFS;
+        let progress = indicatif::ProgressBar::hidden();
+        let decisions = evaluate(&model, &clips, &[Condition::Clean], silence, &progress).unwrap();
+        for (clip, ours) in clips.iter().zip(&decisions[0].probabilities) {
+            let audio = decode_path(&clip.path).unwrap();
+            let cli = classify_audio(&model, &audio, silence).unwrap();
+            assert_eq!(ours.len(), cli.mean.len(), "{}", clip.path.display());
+            for (a, b) in ours.iter().zip(&cli.mean) {
+                assert!(
+                    (a - b).abs() < 2e-3,
+                    "{}: {ours:?} vs {:?}",
+                    clip.path.display(),
+                    cli.mean
+                );
+            }
+            assert_eq!(argmax(ours), argmax(&cli.mean), "{}", clip.path.display());
+        }
+    }
+
+    /// The phone conditions reach the server at 8 kHz, the clean one at the model rate.
+    #[test]
+    fn phone_conditions_send_8_khz_audio() {
+        let y: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+        for c in Condition::ALL {
+            let audio = c.apply(&y, 16_000).unwrap();
+            let rate = if c == Condition::Clean { 16_000 } else { 8_000 };
+            assert_eq!(audio.sample_rate, rate, "{c:?}");
+            assert!(
+                (audio.samples.len() as i64 - rate as i64).abs() <= 2,
+                "{c:?}"
+            );
+        }
+    }
+}

@@ -16,8 +16,10 @@ pub mod train;
 pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len}")
-            .expect("template"),
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len}",
+        )
+        .expect("template"),
     );
     bar.set_prefix(what.to_string());
     bar

@@ -24,7 +24,11 @@ use sentio_train::train::TrainConfig;
 const LICENSE: &str = "CC BY-NC-SA 4.0 (weights trained on RAVDESS CC BY-NC-SA 4.0, CREMA-D ODbL 1.0/DbCL 1.0, TESS CC BY-NC-ND 4.0, SAVEE research use); code Apache-2.0";
 
 #[derive(Parser, Debug)]
-#[command(name = "sentio-train", version, about = "Train and evaluate Sentio's speech-emotion models")]
+#[command(
+    name = "sentio-train",
+    version,
+    about = "Train and evaluate Sentio's speech-emotion models"
+)]
 struct Args {
     /// A folder holding RAVDESS/, CREMA-D/, TESS/ and SAVEE/ (as ../shared/data/ser does).
     #[arg(long)]
@@ -66,6 +70,10 @@ struct Args {
     /// the report goes to DIR/EVAL.md.
     #[arg(long)]
     evaluate: Option<PathBuf>,
+    /// Which speakers `--evaluate` scores: `test` (reported) or `val` (for choosing what
+    /// ships, so that test speakers play no part in it; report in DIR/EVAL-validation.md).
+    #[arg(long, value_enum, default_value = "test")]
+    evaluate_on: EvaluateOn,
     /// Use at most this many clips per corpus and part (quick smoke runs).
     #[arg(long)]
     limit: Option<usize>,
@@ -75,6 +83,12 @@ struct Args {
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EvaluateOn {
+    Val,
+    Test,
 }
 
 fn parse_architecture(kind: &str) -> Result<Architecture, String> {
@@ -111,11 +125,21 @@ impl Args {
             let Some(dir) = dir.filter(|d| d.exists()) else {
                 continue;
             };
-            let found = scan(dataset, &dir).with_context(|| format!("scanning {}", dir.display()))?;
-            eprintln!("{}: {} clips ({} skipped) in {}", dataset.name(), found.clips.len(), found.skipped, dir.display());
+            let found =
+                scan(dataset, &dir).with_context(|| format!("scanning {}", dir.display()))?;
+            eprintln!(
+                "{}: {} clips ({} skipped) in {}",
+                dataset.name(),
+                found.clips.len(),
+                found.skipped,
+                dir.display()
+            );
             clips.extend(found.clips);
         }
-        anyhow::ensure!(!clips.is_empty(), "no data: pass --data DIR or --ravdess/--crema/--tess/--savee");
+        anyhow::ensure!(
+            !clips.is_empty(),
+            "no data: pass --data DIR or --ravdess/--crema/--tess/--savee"
+        );
         Ok(clips)
     }
 }
@@ -128,17 +152,23 @@ fn main() -> Result<()> {
     let split = SpeakerSplit::embedded();
     let fixed = protocol::limit(protocol::fixed(&clips, &split), args.limit);
     if let Some(dir) = &args.evaluate {
-        let (model, decisions) = evaluate_dir(dir, &fixed.test, &device)?;
-        let tables = report_and_record(dir, &fixed.test, &decisions)?;
+        let (clips, who, file) = match args.evaluate_on {
+            EvaluateOn::Test => (&fixed.test, "Test", "EVAL.md"),
+            EvaluateOn::Val => (&fixed.val, "Validation", "EVAL-validation.md"),
+        };
+        let (model, decisions) = evaluate_dir(dir, clips, &device)?;
+        // Only test figures go into the card's metrics.
+        let tables =
+            report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
         let text = format!(
-            "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. Test speakers of `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
+            "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} speakers of `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
             model.card.id,
             command_line(),
             started.elapsed().as_secs_f64() / 60.0,
-            fixed.test.len()
+            clips.len()
         );
-        std::fs::write(dir.join("EVAL.md"), text)?;
-        eprintln!("wrote {}", dir.join("EVAL.md").display());
+        std::fs::write(dir.join(file), text)?;
+        eprintln!("wrote {}", dir.join(file).display());
         return Ok(());
     }
     let partitions: Vec<Partition> = match args.protocol {
@@ -154,23 +184,47 @@ fn main() -> Result<()> {
                 continue;
             }
             let partition = protocol::limit(partition.clone(), args.limit);
-            let dir = args.out.join(format!("{}-{:?}-{}", architecture.name(), args.protocol, i + 1).to_lowercase());
+            let dir = args.out.join(
+                format!("{}-{:?}-{}", architecture.name(), args.protocol, i + 1).to_lowercase(),
+            );
             let card = new_card(architecture.clone(), LICENSE);
             let outcome = train_partition(card, &config, &partition, &device, &dir)?;
             let (_, decisions) = evaluate_dir(&dir, &partition.test, &device)?;
-            let tables = report_and_record(&dir, &partition.test, &decisions)?;
+            let tables = report_and_record(&dir, &partition.test, &decisions, true)?;
             let text = format!(
                 "# `{}`, {}\n\nProduced by `{}`: features {:.1} min, training {:.1} min on {}, best validation UAR {:.3}. Train {} clips, validation {}, test {}.\n\n{tables}",
-                architecture.name(), partition.name, command_line(), outcome.feature_minutes, outcome.train_minutes, args.device,
-                outcome.best_val_uar, partition.train.len(), partition.val.len(), partition.test.len()
+                architecture.name(),
+                partition.name,
+                command_line(),
+                outcome.feature_minutes,
+                outcome.train_minutes,
+                args.device,
+                outcome.best_val_uar,
+                partition.train.len(),
+                partition.val.len(),
+                partition.test.len()
             );
             std::fs::write(dir.join("EVAL.md"), text)?;
-            rows.push((partition.name.clone(), decisions, partition.test.clone(), outcome.best_val_uar));
+            rows.push((
+                partition.name.clone(),
+                decisions,
+                partition.test.clone(),
+                outcome.best_val_uar,
+            ));
             eprintln!("wrote {}", dir.join("EVAL.md").display());
         }
         let summary = sentio_train::report::protocol_summary(architecture, &rows);
-        let path = args.out.join(format!("{}-{:?}.md", architecture.name(), args.protocol).to_lowercase());
-        std::fs::write(&path, format!("Produced by `{}` in {:.1} minutes.\n\n{summary}", command_line(), started.elapsed().as_secs_f64() / 60.0))?;
+        let path = args
+            .out
+            .join(format!("{}-{:?}.md", architecture.name(), args.protocol).to_lowercase());
+        std::fs::write(
+            &path,
+            format!(
+                "Produced by `{}` in {:.1} minutes.\n\n{summary}",
+                command_line(),
+                started.elapsed().as_secs_f64() / 60.0
+            ),
+        )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

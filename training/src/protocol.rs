@@ -135,7 +135,11 @@ pub fn limit(mut p: Partition, limit: Option<usize>) -> Partition {
     let thin = |clips: Vec<Clip>| -> Vec<Clip> {
         let mut out = Vec::new();
         for dataset in Dataset::ALL {
-            let of: Vec<Clip> = clips.iter().filter(|c| c.dataset == dataset).cloned().collect();
+            let of: Vec<Clip> = clips
+                .iter()
+                .filter(|c| c.dataset == dataset)
+                .cloned()
+                .collect();
             let step = of.len().div_ceil(limit.max(1)).max(1);
             out.extend(of.into_iter().step_by(step));
         }
@@ -156,8 +160,14 @@ mod tests {
     fn clips() -> Vec<Clip> {
         let mut out = Vec::new();
         let speakers: [(Dataset, Vec<String>); 4] = [
-            (Dataset::Ravdess, (1..=20).map(|a| format!("{a:02}")).collect()),
-            (Dataset::Crema, (1001..=1030).map(|a| a.to_string()).collect()),
+            (
+                Dataset::Ravdess,
+                (1..=20).map(|a| format!("{a:02}")).collect(),
+            ),
+            (
+                Dataset::Crema,
+                (1001..=1030).map(|a| a.to_string()).collect(),
+            ),
             (Dataset::Tess, vec!["OAF".into(), "YAF".into()]),
             (Dataset::Savee, vec!["DC".into(), "JE".into(), "JK".into()]),
         ];
@@ -182,9 +192,21 @@ mod tests {
 
     fn assert_disjoint(p: &Partition) {
         let (train, val, test) = (speakers(&p.train), speakers(&p.val), speakers(&p.test));
-        assert!(train.is_disjoint(&test), "{}: train and test share a speaker", p.name);
-        assert!(train.is_disjoint(&val), "{}: train and validation share a speaker", p.name);
-        assert!(val.is_disjoint(&test), "{}: validation and test share a speaker", p.name);
+        assert!(
+            train.is_disjoint(&test),
+            "{}: train and test share a speaker",
+            p.name
+        );
+        assert!(
+            train.is_disjoint(&val),
+            "{}: train and validation share a speaker",
+            p.name
+        );
+        assert!(
+            val.is_disjoint(&test),
+            "{}: validation and test share a speaker",
+            p.name
+        );
     }
 
     #[test]
@@ -213,7 +235,10 @@ mod tests {
         for (p, held_out) in parts.iter().zip(Dataset::ALL) {
             assert_disjoint(p);
             assert!(p.test.iter().all(|c| c.dataset == held_out));
-            assert_eq!(p.test.len(), clips.iter().filter(|c| c.dataset == held_out).count());
+            assert_eq!(
+                p.test.len(),
+                clips.iter().filter(|c| c.dataset == held_out).count()
+            );
             assert!(p.train.iter().chain(&p.val).all(|c| c.dataset != held_out));
             assert!(!p.val.is_empty());
         }

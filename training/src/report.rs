@@ -148,9 +148,12 @@ pub fn protocol_summary(
     architecture: &sentio::model::Architecture,
     results: &[PartitionResult],
 ) -> String {
-    let mut out = format!("## `{}`
+    let mut out = format!(
+        "## `{}`
 
-| partition | test clips | validation UAR |", architecture.name());
+| partition | test clips | validation UAR |",
+        architecture.name()
+    );
     for c in Condition::ALL {
         let _ = write!(out, " UAR {} |", c.name());
     }
@@ -170,7 +173,9 @@ pub fn protocol_summary(
         let clean7 = decisions
             .iter()
             .find(|d| d.condition == Condition::Clean)
-            .map_or(f64::NAN, |d| d.confusion(clips, |_| true).calm_as_neutral().uar());
+            .map_or(f64::NAN, |d| {
+                d.confusion(clips, |_| true).calm_as_neutral().uar()
+            });
         values.push(clean7);
         let _ = write!(out, "| {name} | {} |", clips.len());
         for (column, v) in columns.iter_mut().zip(&values) {

@@ -10,8 +10,8 @@ use sentio::model::{Architecture, LABELS, Model, ModelCard, Normalization, Recip
 
 use crate::cache::{CachedClip, prepare};
 use crate::data::{Clip, Dataset};
-use crate::evaluate::{Condition, Decisions, evaluate, of_dataset};
 use crate::eval::Summary;
+use crate::evaluate::{Condition, Decisions, evaluate, of_dataset};
 use crate::protocol::Partition;
 use crate::report::{confusion_png, confusion_table, summary_table};
 use crate::train::{TrainConfig, TrainSet, Trained, train};
@@ -33,7 +33,11 @@ pub fn new_card(architecture: Architecture, license: &str) -> ModelCard {
         _ => sentio::FeatureConfig::streaming_16k(),
     };
     ModelCard {
-        id: format!("sentio-{}-{}", architecture.name(), env!("CARGO_PKG_VERSION")),
+        id: format!(
+            "sentio-{}-{}",
+            architecture.name(),
+            env!("CARGO_PKG_VERSION")
+        ),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         features,
         window_ms: 2000,
@@ -65,7 +69,13 @@ pub fn train_partition(
         &format!("{} features", card.kind()),
     );
     // Statistics need the card's architecture only, not its (still empty) normalization.
-    let train_cache = prepare(&card, &partition.train, &recipe.augmentations, config.seed, &progress)?;
+    let train_cache = prepare(
+        &card,
+        &partition.train,
+        &recipe.augmentations,
+        config.seed,
+        &progress,
+    )?;
     let val_cache = prepare(
         &card,
         &partition.val,
@@ -75,9 +85,11 @@ pub fn train_partition(
     )?;
     progress.finish_and_clear();
     let feature_minutes = started.elapsed().as_secs_f64() / 60.0;
-    eprintln!("{}: features ready in {feature_minutes:.1} min", card.kind());
-    card.normalization =
-        normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
+    eprintln!(
+        "{}: features ready in {feature_minutes:.1} min",
+        card.kind()
+    );
+    card.normalization = normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
     let train_set = TrainSet {
         labels: partition.train.iter().map(|c| c.label).collect(),
         variants: train_cache.iter().map(|v| v.as_slice()).collect(),
@@ -85,7 +97,9 @@ pub fn train_partition(
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
     let val_labels: Vec<usize> = partition.val.iter().map(|c| c.label).collect();
     let train_started = Instant::now();
-    let Trained { varmap, history, .. } = train(
+    let Trained {
+        varmap, history, ..
+    } = train(
         &card,
         config,
         &train_set,
@@ -117,7 +131,11 @@ pub fn train_partition(
 }
 
 /// A saved model's clip decisions on `clips` in every condition, through the server path.
-pub fn evaluate_dir(dir: &Path, clips: &[Clip], device: &Device) -> Result<(Model, Vec<Decisions>)> {
+pub fn evaluate_dir(
+    dir: &Path,
+    clips: &[Clip],
+    device: &Device,
+) -> Result<(Model, Vec<Decisions>)> {
     let model = Model::load_dir(dir, device)?;
     let progress = progress_bar(clips.len(), "evaluation");
     let decisions = evaluate(
@@ -133,14 +151,23 @@ pub fn evaluate_dir(dir: &Path, clips: &[Clip], device: &Device) -> Result<(Mode
 
 /// `EVAL.md`'s tables for one model (8 and 7 classes, per corpus and condition, confusion
 /// matrices), the PNGs beside the model, and the test metrics written into its card.
-pub fn report_and_record(dir: &Path, clips: &[Clip], decisions: &[Decisions]) -> Result<String> {
+pub fn report_and_record(
+    dir: &Path,
+    clips: &[Clip],
+    decisions: &[Decisions],
+    record: bool,
+) -> Result<String> {
     let mut rows = Vec::new();
     let mut rows7 = Vec::new();
     let mut confusions = String::new();
     let card_path = dir.join("model.json");
     let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card_path)?)?;
-    let sets: Vec<(String, Option<Dataset>)> = std::iter::once(("all test speakers".to_string(), None))
-        .chain(Dataset::ALL.into_iter().map(|d| (d.name().to_string(), Some(d))))
+    let sets: Vec<(String, Option<Dataset>)> = std::iter::once(("all speakers".to_string(), None))
+        .chain(
+            Dataset::ALL
+                .into_iter()
+                .map(|d| (d.name().to_string(), Some(d))),
+        )
         .collect();
     for d in decisions {
         let condition = d.condition.name();
@@ -150,24 +177,39 @@ pub fn report_and_record(dir: &Path, clips: &[Clip], decisions: &[Decisions]) ->
                 continue;
             }
             rows.push((format!("{name}, {condition}"), Summary::of(&confusion)));
-            rows7.push((format!("{name}, {condition}"), Summary::of(&confusion.calm_as_neutral())));
+            rows7.push((
+                format!("{name}, {condition}"),
+                Summary::of(&confusion.calm_as_neutral()),
+            ));
             if dataset.is_none() {
-                card["metrics"][format!("test_{}", d.condition.slug())] = serde_json::to_value(Summary::of(&confusion))?;
+                card["metrics"][format!("test_{}", d.condition.slug())] =
+                    serde_json::to_value(Summary::of(&confusion))?;
                 card["metrics"][format!("test_{}_7class", d.condition.slug())] =
                     serde_json::to_value(Summary::of(&confusion.calm_as_neutral()))?;
                 let png = format!("confusion_{}.png", d.condition.slug());
-                confusion_png(&confusion, &format!("test speakers, {condition}"), &dir.join(&png))?;
+                if record {
+                    confusion_png(
+                        &confusion,
+                        &format!("test speakers, {condition}"),
+                        &dir.join(&png),
+                    )?;
+                }
                 confusions.push_str(&format!(
-                    "Confusion matrix, all test speakers, {condition} (`{png}`; {} clips had no speech window and count as uniform):\n\n{}\n",
+                    "Confusion matrix, all speakers, {condition} (`{png}`; {} clips had no speech window and count as uniform):\n\n{}\n",
                     d.silent,
                     confusion_table(&confusion)
                 ));
             } else if d.condition == Condition::Clean {
-                confusions.push_str(&format!("{name} test speakers, clean:\n\n{}\n", confusion_table(&confusion)));
+                confusions.push_str(&format!(
+                    "{name}, clean:\n\n{}\n",
+                    confusion_table(&confusion)
+                ));
             }
         }
     }
-    std::fs::write(&card_path, serde_json::to_string_pretty(&card)?)?;
+    if record {
+        std::fs::write(&card_path, serde_json::to_string_pretty(&card)?)?;
+    }
     Ok(format!(
         "8 classes:\n\n{}\n7-class view (calm merged into neutral, in truth and prediction):\n\n{}\n{confusions}",
         summary_table(&rows),

@@ -113,9 +113,13 @@ pub fn crop_window_padded(
     if pad_with_floor && clip.frames <= crop && clip.frames > 0 {
         let mut floor = vec![f32::INFINITY; n_mels];
         for frame in clip.logmel_db.chunks_exact(n_mels) {
-            floor.iter_mut().zip(frame).for_each(|(f, &v)| *f = f.min(v));
+            floor
+                .iter_mut()
+                .zip(frame)
+                .for_each(|(f, &v)| *f = f.min(v));
         }
-        out.chunks_exact_mut(n_mels).for_each(|f| f.copy_from_slice(&floor));
+        out.chunks_exact_mut(n_mels)
+            .for_each(|f| f.copy_from_slice(&floor));
     }
     if clip.frames > crop {
         let start = rng.random_range(0..=clip.frames - crop);
@@ -370,9 +374,17 @@ impl Run<'_> {
         let raw = self.batch_input(train_set, batch)?;
         let mut x = self.net.normalize(&raw)?;
         let n_mels = self.card.features.n_mels;
-        if self.recipe.spec_augment && self.card.architecture.spec().input() == ModelInput::LogMelFrames {
+        if self.recipe.spec_augment
+            && self.card.architecture.spec().input() == ModelInput::LogMelFrames
+        {
             let frames = self.recipe.crop_frames;
-            let mask = spec_augment_mask(batch.len(), n_mels, frames, self.recipe.time_mask_frames, &mut self.rng);
+            let mask = spec_augment_mask(
+                batch.len(),
+                n_mels,
+                frames,
+                self.recipe.time_mask_frames,
+                &mut self.rng,
+            );
             x = x.mul(&Tensor::from_vec(mask, x.shape(), self.device)?)?;
         }
         if self.recipe.mixup_alpha > 0.0 {
@@ -412,7 +424,14 @@ impl Run<'_> {
                     flat.extend_from_slice(&clip.windows[w.min(clip.windows.len() - 1)].values)
                 }
                 Sampling::RandomCrop => {
-                    let mut window = crop_window_padded(clip, n_mels, recipe.crop_frames, top_db, recipe.pad_with_floor, &mut self.rng);
+                    let mut window = crop_window_padded(
+                        clip,
+                        n_mels,
+                        recipe.crop_frames,
+                        top_db,
+                        recipe.pad_with_floor,
+                        &mut self.rng,
+                    );
                     if recipe.mel_shift_bands > 0 && self.rng.random_bool(recipe.mel_shift_prob) {
                         let max = recipe.mel_shift_bands as i64;
                         let shift = self.rng.random_range(-max..=max) as isize;

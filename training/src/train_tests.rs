@@ -70,9 +70,17 @@ fn a_tiny_run_overfits_synthetic_clips() {
             ..Recipe::default()
         },
     };
-    let history = train(&card(), &config, &train_set, &val, &labels, &Device::Cpu, None)
-        .unwrap()
-        .history;
+    let history = train(
+        &card(),
+        &config,
+        &train_set,
+        &val,
+        &labels,
+        &Device::Cpu,
+        None,
+    )
+    .unwrap()
+    .history;
     eprintln!("{history:?}");
     assert!(history.last().unwrap().1 > 0.95, "{history:?}");
 }
