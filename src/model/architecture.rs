@@ -72,6 +72,10 @@ pub trait ArchitectureSpec {
     fn statistics(&self) -> InputStatistics;
     /// How `sentio-train` trains it by default.
     fn recipe(&self) -> Recipe;
+    /// The front end a new model of this architecture is trained with.
+    fn default_features(&self) -> crate::FeatureConfig {
+        crate::FeatureConfig::streaming_16k()
+    }
     /// Multiply-adds x 2 for one window of `frames` frames.
     fn flops(&self, card: &ModelCard, frames: usize) -> u64;
 }

@@ -126,3 +126,80 @@ fn migrate_first_format(card: &mut serde_json::Value) {
         serde_json::Value::Object(architecture),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+    use crate::model::Model;
+
+    const CARD: &str = include_str!("../../models/logmel/model.json");
+    const WEIGHTS: &[u8] = include_bytes!("../../models/logmel/model.safetensors");
+
+    fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut card: serde_json::Value = serde_json::from_str(CARD).unwrap();
+        edit(&mut card);
+        card.to_string()
+    }
+
+    fn load_error(card: &str) -> String {
+        Model::from_bytes(card, WEIGHTS, &Device::Cpu)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn typos_and_unknown_kinds_are_errors_that_name_the_field() {
+        let typo = edited(|c| c["architecture"]["input_nrm"] = "band_mean".into());
+        assert!(
+            load_error(&typo).contains("unknown field `input_nrm`"),
+            "{}",
+            load_error(&typo)
+        );
+        let kind = edited(|c| c["architecture"]["kind"] = "transformer".into());
+        assert!(
+            load_error(&kind).contains("unknown variant `transformer`"),
+            "{}",
+            load_error(&kind)
+        );
+        let top = edited(|c| c["licence"] = "typo".into());
+        assert!(
+            load_error(&top).contains("unknown field `licence`"),
+            "{}",
+            load_error(&top)
+        );
+    }
+
+    #[test]
+    fn labels_that_do_not_match_the_network_fail_at_load() {
+        let six = edited(|c| {
+            c["labels"] = serde_json::json!(["a", "b", "c", "d", "e", "f"]);
+        });
+        let error = load_error(&six);
+        assert!(error.contains("does not fit"), "{error}");
+        let twice = edited(|c| c["labels"][1] = "neutral".into());
+        assert!(load_error(&twice).contains("appears twice"));
+    }
+
+    #[test]
+    fn statistics_must_fit_the_architecture() {
+        let short = edited(|c| {
+            c["normalization"]["mean"] = serde_json::json!(vec![0.0; 10]);
+            c["normalization"]["std"] = serde_json::json!(vec![1.0; 10]);
+        });
+        assert!(load_error(&short).contains("normalization.mean has 10 values"));
+    }
+
+    /// Cards written before the architecture was typed (top-level `kind`) still load.
+    #[test]
+    fn first_format_cards_load() {
+        let old = edited(|c| {
+            let kind = c["architecture"]["kind"].take();
+            c["architecture"] = serde_json::Value::Null;
+            c["kind"] = kind;
+        });
+        let model = Model::from_bytes(&old, WEIGHTS, &Device::Cpu).unwrap();
+        assert_eq!(model.card.kind(), "logmel");
+    }
+}

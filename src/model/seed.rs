@@ -74,6 +74,11 @@ impl ArchitectureSpec for SeedConfig {
         }
     }
 
+    /// librosa's defaults, as the notebook computed its features.
+    fn default_features(&self) -> crate::FeatureConfig {
+        crate::FeatureConfig::default()
+    }
+
     fn flops(&self, _card: &ModelCard, _frames: usize) -> u64 {
         let (mut len, mut c_in, mut total) = (SEED_FEATURES, 1usize, 0u64);
         for c_out in [256, 128, 128, 64] {

@@ -48,6 +48,10 @@ struct Args {
     /// Architectures to train, comma separated (seed, logmel, cnn2d).
     #[arg(long, value_delimiter = ',', default_value = "cnn2d", value_parser = parse_architecture)]
     models: Vec<Architecture>,
+    /// One architecture with hyper-parameters, as the card's JSON section, instead of
+    /// `--models`: e.g. '{"kind": "logmel", "input_norm": "band_mean"}'.
+    #[arg(long, value_parser = parse_architecture_json)]
+    architecture: Option<Architecture>,
     /// Epochs (default: the architecture's recipe).
     #[arg(long)]
     epochs: Option<usize>,
@@ -93,6 +97,10 @@ enum EvaluateOn {
 
 fn parse_architecture(kind: &str) -> Result<Architecture, String> {
     Architecture::default_of(kind).map_err(|e| e.to_string())
+}
+
+fn parse_architecture_json(json: &str) -> Result<Architecture, String> {
+    serde_json::from_str(json).map_err(|e| format!("architecture: {e}"))
 }
 
 impl Args {
@@ -176,7 +184,11 @@ fn main() -> Result<()> {
         Protocol::Folds => protocol::folds(&clips, args.folds, args.seed),
         Protocol::Loco => protocol::leave_one_corpus_out(&clips, &split),
     };
-    for architecture in &args.models {
+    let architectures = match &args.architecture {
+        Some(one) => vec![one.clone()],
+        None => args.models.clone(),
+    };
+    for architecture in &architectures {
         let config = args.recipe(architecture);
         let mut rows = Vec::new();
         for (i, partition) in partitions.iter().enumerate() {

@@ -28,10 +28,7 @@ pub struct RunOutcome {
 
 /// The card of a fresh model of `architecture`, before training fills its statistics.
 pub fn new_card(architecture: Architecture, license: &str) -> ModelCard {
-    let features = match architecture {
-        Architecture::Seed(_) => sentio::FeatureConfig::default(),
-        _ => sentio::FeatureConfig::streaming_16k(),
-    };
+    let features = architecture.spec().default_features();
     ModelCard {
         id: format!(
             "sentio-{}-{}",
@@ -116,6 +113,7 @@ pub fn train_partition(
         "partition": partition.name,
         "train_clips": partition.train.len(), "validation_clips": partition.val.len(), "test_clips": partition.test.len(),
         "config": config, "history": history, "minutes": train_minutes,
+        "mflop_per_window": card.architecture.spec().flops(&card, recipe.crop_frames) as f64 / 1e6,
     });
     varmap.save(dir.join("model.safetensors"))?;
     std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&card)?)?;
