@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use sentio::classify::classify_audio;
 use sentio::model::Model;
-use sentio::proto::{AudioEncoding, ClassifyRequest};
+use sentio::proto::{AudioEncoding, ClassifyRequest, EndReason};
 
 fn mean_scores(predictions: &[sentio::proto::WindowPrediction]) -> Vec<f32> {
     let speech: Vec<_> = predictions.iter().filter(|p| p.speech).collect();
@@ -41,6 +41,7 @@ async fn a_streamed_clip_matches_classify_and_any_chunking() {
         assert!(result.started);
         let summary = result.summary.clone().expect("summary");
         assert_eq!(summary.end_reason, "completed");
+        assert_eq!(summary.reason(), EndReason::Completed);
         assert_eq!(summary.audio_ms, 6500);
         let indices: Vec<u64> = result.predictions.iter().map(|p| p.window_index).collect();
         assert_eq!(
@@ -261,6 +262,7 @@ async fn health_is_serving_and_shutdown_still_delivers_summaries() {
     }
     let summary = summary.expect("a summary after shutdown");
     assert_eq!(summary.end_reason, "server shutting down");
+    assert_eq!(summary.reason(), EndReason::ServerShutdown);
     assert_eq!(summary.audio_ms, 3500);
     // Windows at 0 and 1 s are whole; the 1.5 s tail from 2 s is flushed on shutdown.
     assert_eq!((predictions, summary.windows), (3, 3));

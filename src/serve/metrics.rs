@@ -70,7 +70,7 @@ fn describe() {
     describe_gauge!(ACTIVE_STREAMS, "Streams currently open.");
     describe_counter!(
         STREAMS,
-        "Streams ended, by outcome (completed, cancelled, error)."
+        "Streams ended, by outcome (completed, limited, cancelled, error)."
     );
     describe_gauge!(
         AUDIO_SECONDS,
@@ -105,9 +105,9 @@ pub fn stream_opened() {
     gauge!(ACTIVE_STREAMS).increment(1.0);
 }
 
-pub fn stream_closed(outcome: &'static str) {
+pub fn stream_closed(outcome: super::session::Outcome) {
     gauge!(ACTIVE_STREAMS).decrement(1.0);
-    counter!(STREAMS, "outcome" => outcome).increment(1);
+    counter!(STREAMS, "outcome" => outcome.label()).increment(1);
 }
 
 pub fn audio_received(seconds: f64) {

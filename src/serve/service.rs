@@ -15,10 +15,10 @@ use super::session::{self, SessionContext};
 use super::status::counted;
 use crate::audio::{DecodedAudio, PcmDecoder, SampleFormat, decode_file};
 use crate::classify::{WindowResult, aggregate};
-use crate::pipeline::hop_granularity_ms;
+use crate::pipeline::{PreparedWindow, hop_granularity_ms};
 use crate::proto::emotion_recognizer_server::EmotionRecognizer;
 use crate::proto::{
-    AudioEncoding, ClassifyRequest, ClassifyResponse, EmotionScore, GetModelInfoRequest, ModelInfo,
+    AudioEncoding, ClassifyRequest, ClassifyResponse, GetModelInfoRequest, ModelInfo,
     StreamEmotionsRequest, StreamEmotionsResponse, WindowPrediction,
 };
 
@@ -75,7 +75,57 @@ impl EmotionRecognizer for EmotionService {
         &self,
         request: Request<ClassifyRequest>,
     ) -> Result<Response<ClassifyResponse>, Status> {
-        let request = request.into_inner();
+        let audio = self.decode_within_limits(request.into_inner()).await?;
+        let card = self.ctx.card.clone();
+        let silence = self.ctx.config.silence_dbfs;
+        let (prepared, audio_ms) = tokio::task::spawn_blocking(move || {
+            crate::classify::prepare_clip(&card, &audio, silence)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| counted(e.into()))?;
+        let results = self.predict_windows(&prepared).await?;
+        let labels = &self.ctx.card.labels;
+        let clip = aggregate(labels, results, audio_ms);
+        Ok(Response::new(ClassifyResponse {
+            emotion: clip.emotion.clone(),
+            confidence: clip.confidence,
+            scores: session::scores(labels, &clip.mean),
+            windows: clip
+                .windows
+                .iter()
+                .map(|w| window_message(labels, w))
+                .collect(),
+            audio_ms,
+            model_id: self.ctx.card.id.clone(),
+        }))
+    }
+
+    async fn get_model_info(
+        &self,
+        _request: Request<GetModelInfoRequest>,
+    ) -> Result<Response<ModelInfo>, Status> {
+        let card = &self.ctx.card;
+        Ok(Response::new(ModelInfo {
+            model_id: card.id.clone(),
+            kind: card.kind(),
+            labels: card.labels.clone(),
+            sample_rate_hz: card.features.sr,
+            default_window_ms: card.window_ms,
+            default_hop_ms: card.hop_ms,
+            min_window_ms: card.min_window_ms,
+            max_window_ms: card.max_window_ms,
+            hop_granularity_ms: hop_granularity_ms(card),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            metrics_json: card.metrics.to_string(),
+            device: self.device.clone(),
+        }))
+    }
+}
+
+impl EmotionService {
+    /// Decodes a Classify payload, enforcing the byte, rate, channel and duration limits.
+    async fn decode_within_limits(&self, request: ClassifyRequest) -> Result<DecodedAudio, Status> {
         let config = &self.ctx.config;
         if request.audio.len() > config.max_classify_bytes {
             return Err(counted(Status::resource_exhausted(format!(
@@ -104,23 +154,23 @@ impl EmotionRecognizer for EmotionService {
                 audio.duration_seconds()
             ))));
         }
-        let card = self.ctx.card.clone();
-        let silence = config.silence_dbfs;
-        let (prepared, audio_ms) = tokio::task::spawn_blocking(move || {
-            crate::classify::prepare_clip(&card, &audio, silence)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| counted(e.into()))?;
+        Ok(audio)
+    }
+
+    /// Every speech window through the shared batcher (submitted together, so they batch
+    /// with each other and with open streams); silent windows get no probabilities.
+    async fn predict_windows(
+        &self,
+        prepared: &[PreparedWindow],
+    ) -> Result<Vec<WindowResult>, Status> {
         let mut replies = Vec::with_capacity(prepared.len());
-        for window in &prepared {
+        for window in prepared {
             let reply = match &window.input {
                 Some(input) => Some(self.ctx.batcher.submit(input.clone()).await),
                 None => None,
             };
             replies.push(reply);
         }
-        let labels = &self.ctx.card.labels;
         let mut results = Vec::with_capacity(prepared.len());
         for (window, reply) in prepared.iter().zip(replies) {
             let probabilities = match reply {
@@ -131,69 +181,31 @@ impl EmotionRecognizer for EmotionService {
                 ),
                 None => None,
             };
-            results.push(WindowResult::new(labels, window, probabilities));
+            results.push(WindowResult::new(
+                &self.ctx.card.labels,
+                window,
+                probabilities,
+            ));
         }
-        let clip = aggregate(labels, results, audio_ms);
-        let scores = labels
-            .iter()
-            .zip(&clip.mean)
-            .map(|(l, &p)| EmotionScore {
-                emotion: l.clone(),
-                probability: p,
-            })
-            .collect();
-        let windows = clip
-            .windows
-            .iter()
-            .map(|w| WindowPrediction {
-                window_index: w.index,
-                start_ms: w.start_ms,
-                end_ms: w.end_ms,
-                scores: w
-                    .probabilities
-                    .iter()
-                    .flat_map(|p| {
-                        labels.iter().zip(p).map(|(l, &v)| EmotionScore {
-                            emotion: l.clone(),
-                            probability: v,
-                        })
-                    })
-                    .collect(),
-                emotion: w.emotion.clone(),
-                confidence: w.confidence,
-                speech: w.speech,
-                latency_us: 0,
-            })
-            .collect();
-        Ok(Response::new(ClassifyResponse {
-            emotion: clip.emotion,
-            confidence: clip.confidence,
-            scores,
-            windows,
-            audio_ms,
-            model_id: self.ctx.card.id.clone(),
-        }))
+        Ok(results)
     }
+}
 
-    async fn get_model_info(
-        &self,
-        _request: Request<GetModelInfoRequest>,
-    ) -> Result<Response<ModelInfo>, Status> {
-        let card = &self.ctx.card;
-        Ok(Response::new(ModelInfo {
-            model_id: card.id.clone(),
-            kind: card.kind(),
-            labels: card.labels.clone(),
-            sample_rate_hz: card.features.sr,
-            default_window_ms: card.window_ms,
-            default_hop_ms: card.hop_ms,
-            min_window_ms: card.min_window_ms,
-            max_window_ms: card.max_window_ms,
-            hop_granularity_ms: hop_granularity_ms(card),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            metrics_json: card.metrics.to_string(),
-            device: self.device.clone(),
-        }))
+/// One window of a Classify answer.
+fn window_message(labels: &[String], w: &WindowResult) -> WindowPrediction {
+    WindowPrediction {
+        window_index: w.index,
+        start_ms: w.start_ms,
+        end_ms: w.end_ms,
+        scores: w
+            .probabilities
+            .as_deref()
+            .map(|p| session::scores(labels, p))
+            .unwrap_or_default(),
+        emotion: w.emotion.clone(),
+        confidence: w.confidence,
+        speech: w.speech,
+        latency_us: 0,
     }
 }
 

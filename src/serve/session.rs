@@ -15,7 +15,7 @@ use super::batcher::{Batcher, Reply};
 use super::config::ServeConfig;
 use super::metrics;
 use super::status::counted;
-use super::stream_config::{accept, check_chunk};
+use super::stream_config::{Accepted, accept, check_chunk};
 use crate::audio::PcmDecoder;
 use crate::classify::WindowResult;
 use crate::model::ModelCard;
@@ -43,7 +43,8 @@ enum Pending {
     Waiting(PreparedWindow, Instant, oneshot::Receiver<Reply>),
 }
 
-fn scores(labels: &[String], probabilities: &[f32]) -> Vec<EmotionScore> {
+/// Probabilities as the proto's label-probability pairs.
+pub(crate) fn scores(labels: &[String], probabilities: &[f32]) -> Vec<EmotionScore> {
     labels
         .iter()
         .zip(probabilities)
@@ -60,178 +61,290 @@ fn message(response: Response) -> Result<StreamEmotionsResponse, Status> {
     })
 }
 
-/// Runs a stream to its end. Returns the outcome label for metrics.
+/// How a stream ended, as `sentio_streams_total{outcome}` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client half-closed and got every window and the summary.
+    Completed,
+    /// A server limit or shutdown ended it; it still got its windows and the summary.
+    Limited,
+    /// The client went away.
+    Cancelled,
+    /// It was ended with an error status.
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Completed,
+        Outcome::Limited,
+        Outcome::Cancelled,
+        Outcome::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Limited => "limited",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Why a served stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndReason {
+    Completed,
+    Shutdown,
+    MaxDuration(u64),
+    IdleTimeout(u64),
+}
+
+impl EndReason {
+    /// The words of `StreamSummary.end_reason`.
+    fn text(self) -> String {
+        match self {
+            EndReason::Completed => "completed".into(),
+            EndReason::Shutdown => "server shutting down".into(),
+            EndReason::MaxDuration(s) => format!("max stream duration of {s} s reached"),
+            EndReason::IdleTimeout(s) => format!("idle timeout: no audio for {s} s"),
+        }
+    }
+
+    fn proto(self) -> crate::proto::EndReason {
+        use crate::proto::EndReason as P;
+        match self {
+            EndReason::Completed => P::Completed,
+            EndReason::Shutdown => P::ServerShutdown,
+            EndReason::MaxDuration(_) => P::MaxDuration,
+            EndReason::IdleTimeout(_) => P::IdleTimeout,
+        }
+    }
+}
+
+/// Runs a stream to its end: its config, then audio until the client half-closes or a limit
+/// ends it, then the tail and the summary.
 pub async fn run(
     ctx: Arc<SessionContext>,
     mut inbound: Streaming<StreamEmotionsRequest>,
     out: Outbound,
     id: u64,
-) -> &'static str {
+) -> Outcome {
     let idle = Duration::from_secs(ctx.config.idle_timeout_s.max(1));
-    // The config must come first.
+    let result = async {
+        let config = read_config(&ctx, &mut inbound, &out, idle).await?;
+        let mut stream = Session::start(&ctx, config, id, &out).await?;
+        let end = stream.serve(&ctx, &mut inbound, &out, idle).await?;
+        stream.finish(&ctx, &out, end).await
+    };
+    match result.await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+/// The first message, which must be the stream's config.
+async fn read_config(
+    ctx: &SessionContext,
+    inbound: &mut Streaming<StreamEmotionsRequest>,
+    out: &Outbound,
+    idle: Duration,
+) -> Result<StreamConfig, Outcome> {
     let first = tokio::select! {
         first = tokio::time::timeout(idle, inbound.message()) => first,
-        _ = ctx.shutdown.cancelled() => return "cancelled",
+        _ = ctx.shutdown.cancelled() => return Err(Outcome::Cancelled),
     };
-    let config = match first {
+    let status = match first {
         Ok(Ok(Some(StreamEmotionsRequest {
             request: Some(Request::Config(config)),
-        }))) => config,
+        }))) => return Ok(config),
         Ok(Ok(Some(_))) => {
-            return fail(
-                &out,
-                Status::invalid_argument(
-                    "the first message must be a StreamConfig; audio came first",
-                ),
-            )
-            .await;
+            Status::invalid_argument("the first message must be a StreamConfig; audio came first")
         }
-        Ok(Ok(None)) => {
-            return fail(
-                &out,
-                Status::invalid_argument("the stream ended before its StreamConfig"),
-            )
-            .await;
-        }
-        Ok(Err(status)) => return inbound_failed(&out, status).await,
-        Err(_) => {
-            return fail(
-                &out,
-                Status::deadline_exceeded(format!("no StreamConfig within {} s", idle.as_secs())),
-            )
-            .await;
-        }
+        Ok(Ok(None)) => Status::invalid_argument("the stream ended before its StreamConfig"),
+        Ok(Err(status)) => return Err(inbound_failed(out, status).await),
+        Err(_) => Status::deadline_exceeded(format!("no StreamConfig within {} s", idle.as_secs())),
     };
-    let accepted = match accept(&config, &ctx.card, &ctx.config, id) {
-        Ok(a) => a,
-        Err(status) => return fail(&out, status).await,
-    };
-    // The session runs inside the "stream" span (service.rs instruments it); a span entered
-    // with a guard across awaits would stay entered on the worker thread for other streams'
-    // tasks, nesting every open stream into every log line (found by the soak).
-    let span = tracing::Span::current();
-    span.record("stream_id", accepted.stream_id.as_str());
-    span.record("encoding", tracing::field::debug(accepted.format));
-    span.record("rate", accepted.rate);
-    let (mut decoder, mut pipeline) = match PcmDecoder::new(accepted.format, accepted.channels)
-        .and_then(|d| {
+    Err(fail(out, status).await)
+}
+
+/// An accepted stream's state.
+struct Session {
+    accepted: Accepted,
+    decoder: PcmDecoder,
+    pipeline: WindowPipeline,
+    summary: Summary,
+    pending: VecDeque<Pending>,
+    samples: Vec<f32>,
+    prepared: Vec<PreparedWindow>,
+}
+
+impl Session {
+    /// Checks the config against the model and limits, and answers `StreamStarted`.
+    async fn start(
+        ctx: &SessionContext,
+        config: StreamConfig,
+        id: u64,
+        out: &Outbound,
+    ) -> Result<Self, Outcome> {
+        let accepted = match accept(&config, &ctx.card, &ctx.config, id) {
+            Ok(a) => a,
+            Err(status) => return Err(fail(out, status).await),
+        };
+        // The session runs inside the "stream" span (service.rs instruments it); a span
+        // entered with a guard across awaits would stay entered on the worker thread for
+        // other streams' tasks, nesting every open stream into every log line (the soak).
+        let span = tracing::Span::current();
+        span.record("stream_id", accepted.stream_id.as_str());
+        span.record("encoding", tracing::field::debug(accepted.format));
+        span.record("rate", accepted.rate);
+        let parts = PcmDecoder::new(accepted.format, accepted.channels).and_then(|d| {
+            let silence = ctx.config.silence_dbfs;
             Ok((
                 d,
-                WindowPipeline::new(
-                    &ctx.card,
-                    accepted.rate,
-                    accepted.spec,
-                    ctx.config.silence_dbfs,
-                )?,
+                WindowPipeline::new(&ctx.card, accepted.rate, accepted.spec, silence)?,
             ))
-        }) {
-        Ok(parts) => parts,
-        Err(e) => return fail(&out, e.into()).await,
-    };
-    let effective = StreamConfig {
-        channels: accepted.channels as u32,
-        window_ms: accepted.spec.window_ms,
-        hop_ms: accepted.spec.hop_ms,
-        stream_id: accepted.stream_id.clone(),
-        ..config
-    };
-    let started = StreamStarted {
-        stream_id: accepted.stream_id.clone(),
-        model_id: ctx.card.id.clone(),
-        config: Some(effective),
-        model_sample_rate_hz: ctx.card.features.sr,
-    };
-    if out.send(message(Response::Started(started))).await.is_err() {
-        return "cancelled";
+        });
+        let (decoder, pipeline) = match parts {
+            Ok(parts) => parts,
+            Err(e) => return Err(fail(out, e.into()).await),
+        };
+        let effective = StreamConfig {
+            channels: accepted.channels as u32,
+            window_ms: accepted.spec.window_ms,
+            hop_ms: accepted.spec.hop_ms,
+            stream_id: accepted.stream_id.clone(),
+            ..config
+        };
+        let started = StreamStarted {
+            stream_id: accepted.stream_id.clone(),
+            model_id: ctx.card.id.clone(),
+            config: Some(effective),
+            model_sample_rate_hz: ctx.card.features.sr,
+        };
+        if out.send(message(Response::Started(started))).await.is_err() {
+            return Err(Outcome::Cancelled);
+        }
+        tracing::info!("stream started");
+        Ok(Self {
+            accepted,
+            decoder,
+            pipeline,
+            summary: Summary::new(ctx.card.labels.len()),
+            pending: VecDeque::new(),
+            samples: Vec::new(),
+            prepared: Vec::new(),
+        })
     }
-    tracing::info!("stream started");
 
-    let mut summary = Summary::new(ctx.card.labels.len());
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    let mut samples = Vec::new();
-    let mut prepared = Vec::new();
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(ctx.config.max_stream_duration_s);
-    let cap = ctx.config.max_windows_in_flight.max(1);
-    let end_reason: String = loop {
-        let can_read = pending.len() < cap;
-        tokio::select! {
-            biased;
-            _ = ctx.shutdown.cancelled() => break "server shutting down".into(),
-            _ = tokio::time::sleep_until(deadline) => break format!("max stream duration of {} s reached", ctx.config.max_stream_duration_s),
-            ready = next_ready(&mut pending, &ctx.card.labels), if !pending.is_empty() => {
-                let Some(window) = ready else { continue };
-                if !send_window(&ctx, &out, &mut summary, window, accepted.include_silence).await {
-                    return "cancelled";
+    /// Reads audio and sends windows in order until the client half-closes or a limit or
+    /// shutdown ends the stream. At most `max_windows_in_flight` windows wait for the
+    /// model; beyond that it stops reading.
+    async fn serve(
+        &mut self,
+        ctx: &SessionContext,
+        inbound: &mut Streaming<StreamEmotionsRequest>,
+        out: &Outbound,
+        idle: Duration,
+    ) -> Result<EndReason, Outcome> {
+        let max_s = ctx.config.max_stream_duration_s;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(max_s);
+        let cap = ctx.config.max_windows_in_flight.max(1);
+        let include_silence = self.accepted.include_silence;
+        loop {
+            let can_read = self.pending.len() < cap;
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return Ok(EndReason::Shutdown),
+                _ = tokio::time::sleep_until(deadline) => return Ok(EndReason::MaxDuration(max_s)),
+                ready = next_ready(&mut self.pending, &ctx.card.labels), if !self.pending.is_empty() => {
+                    let Some(window) = ready else { continue };
+                    if !send_window(ctx, out, &mut self.summary, window, include_silence).await {
+                        return Err(Outcome::Cancelled);
+                    }
                 }
+                msg = tokio::time::timeout(idle, inbound.message()), if can_read => match msg {
+                    Err(_) => return Ok(EndReason::IdleTimeout(idle.as_secs())),
+                    Ok(Err(status)) => return Err(inbound_failed(out, status).await),
+                    Ok(Ok(None)) => return Ok(EndReason::Completed),
+                    Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) }))) => {
+                        if let Err(status) = self.accept_chunk(ctx, &chunk).await {
+                            return Err(fail(out, status).await);
+                        }
+                    }
+                    Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Config(_)) }))) => {
+                        return Err(fail(out, Status::invalid_argument("StreamConfig sent twice: it must be the first message only")).await);
+                    }
+                    Ok(Ok(Some(StreamEmotionsRequest { request: None }))) => {
+                        return Err(fail(out, Status::invalid_argument("empty StreamEmotionsRequest: set config or audio")).await);
+                    }
+                },
             }
-            msg = tokio::time::timeout(idle, inbound.message()), if can_read => match msg {
-                Err(_) => break format!("idle timeout: no audio for {} s", idle.as_secs()),
-                Ok(Err(status)) => return inbound_failed(&out, status).await,
-                Ok(Ok(None)) => break "completed".into(),
-                Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) }))) => {
-                    if let Err(status) = check_chunk(chunk.len(), &accepted, &ctx.config) {
-                        return fail(&out, status).await;
-                    }
-                    let arrived = Instant::now();
-                    samples.clear();
-                    prepared.clear();
-                    let step = decoder.decode(&chunk, &mut samples).and_then(|_| pipeline.push(&samples, &mut prepared));
-                    if let Err(e) = step {
-                        return fail(&out, Status::invalid_argument(format!("audio chunk rejected: {e}"))).await;
-                    }
-                    metrics::audio_received(samples.len() as f64 / accepted.rate as f64);
-                    submit(&ctx, &mut pending, prepared.drain(..), arrived).await;
-                }
-                Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Config(_)) }))) => {
-                    return fail(&out, Status::invalid_argument("StreamConfig sent twice: it must be the first message only")).await;
-                }
-                Ok(Ok(Some(StreamEmotionsRequest { request: None }))) => {
-                    return fail(&out, Status::invalid_argument("empty StreamEmotionsRequest: set config or audio")).await;
-                }
-            },
         }
-    };
-    // The end: flush the tail, let every window in flight finish, then summarize.
-    if end_reason == "completed" && decoder.pending_bytes() != 0 {
-        return fail(
-            &out,
-            Status::invalid_argument(format!(
+    }
+
+    /// Decodes a chunk, cuts its windows and submits them to the model.
+    async fn accept_chunk(&mut self, ctx: &SessionContext, chunk: &[u8]) -> Result<(), Status> {
+        check_chunk(chunk.len(), &self.accepted, &ctx.config)?;
+        let arrived = Instant::now();
+        self.samples.clear();
+        self.prepared.clear();
+        self.decoder
+            .decode(chunk, &mut self.samples)
+            .and_then(|_| self.pipeline.push(&self.samples, &mut self.prepared))
+            .map_err(|e| Status::invalid_argument(format!("audio chunk rejected: {e}")))?;
+        metrics::audio_received(self.samples.len() as f64 / self.accepted.rate as f64);
+        submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
+        Ok(())
+    }
+
+    /// The end: flush the tail, let every window in flight finish, then summarize.
+    async fn finish(
+        mut self,
+        ctx: &SessionContext,
+        out: &Outbound,
+        end: EndReason,
+    ) -> Result<Outcome, Outcome> {
+        if end == EndReason::Completed && self.decoder.pending_bytes() != 0 {
+            let status = Status::invalid_argument(format!(
                 "the stream ended with {} bytes of an incomplete sample frame",
-                decoder.pending_bytes()
-            )),
-        )
-        .await;
-    }
-    let arrived = Instant::now();
-    prepared.clear();
-    if let Err(e) = pipeline.finish(&mut prepared) {
-        return fail(&out, e.into()).await;
-    }
-    submit(&ctx, &mut pending, prepared.drain(..), arrived).await;
-    while !pending.is_empty() {
-        if let Some(window) = next_ready(&mut pending, &ctx.card.labels).await
-            && !send_window(&ctx, &out, &mut summary, window, accepted.include_silence).await
-        {
-            return "cancelled";
+                self.decoder.pending_bytes()
+            ));
+            return Err(fail(out, status).await);
         }
-    }
-    let summary = summary.finish(&ctx.card.labels, pipeline.audio_ms(), end_reason.clone());
-    tracing::info!(windows = summary.windows, reason = %end_reason, "stream ended");
-    if out.send(message(Response::Summary(summary))).await.is_err() {
-        return "cancelled";
-    }
-    if end_reason == "completed" {
-        "completed"
-    } else {
-        "limited"
+        let arrived = Instant::now();
+        self.prepared.clear();
+        if let Err(e) = self.pipeline.finish(&mut self.prepared) {
+            return Err(fail(out, e.into()).await);
+        }
+        submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
+        let include_silence = self.accepted.include_silence;
+        while !self.pending.is_empty() {
+            if let Some(window) = next_ready(&mut self.pending, &ctx.card.labels).await
+                && !send_window(ctx, out, &mut self.summary, window, include_silence).await
+            {
+                return Err(Outcome::Cancelled);
+            }
+        }
+        let summary = self
+            .summary
+            .finish(&ctx.card.labels, self.pipeline.audio_ms(), end);
+        tracing::info!(windows = summary.windows, reason = %summary.end_reason, "stream ended");
+        if out.send(message(Response::Summary(summary))).await.is_err() {
+            return Err(Outcome::Cancelled);
+        }
+        Ok(if end == EndReason::Completed {
+            Outcome::Completed
+        } else {
+            Outcome::Limited
+        })
     }
 }
 
 /// The request stream broke. A message over the transport limit or one that is not valid
 /// protobuf is the caller's mistake and gets a clear status; anything else means the
 /// client went away, and there is no one left to tell.
-async fn inbound_failed(out: &Outbound, status: Status) -> &'static str {
+async fn inbound_failed(out: &Outbound, status: Status) -> Outcome {
     match status.code() {
         tonic::Code::OutOfRange if status.message().contains("too large") => {
             let message = format!("message rejected: {}", status.message());
@@ -243,15 +356,15 @@ async fn inbound_failed(out: &Outbound, status: Status) -> &'static str {
         }
         _ => {
             tracing::info!(%status, "client went away");
-            "cancelled"
+            Outcome::Cancelled
         }
     }
 }
 
-async fn fail(out: &Outbound, status: Status) -> &'static str {
+async fn fail(out: &Outbound, status: Status) -> Outcome {
     tracing::info!(code = ?status.code(), message = status.message(), "stream rejected");
     let _ = out.send(Err(counted(status))).await;
-    "error"
+    Outcome::Error
 }
 
 async fn submit(
@@ -354,7 +467,7 @@ impl Summary {
         self.0.add(probabilities);
     }
 
-    fn finish(self, labels: &[String], audio_ms: u64, end_reason: String) -> StreamSummary {
+    fn finish(self, labels: &[String], audio_ms: u64, end: EndReason) -> StreamSummary {
         let dominant_emotion = self.0.decision(labels).0;
         StreamSummary {
             audio_ms,
@@ -362,7 +475,8 @@ impl Summary {
             speech_windows: self.0.speech_windows(),
             mean_scores: scores(labels, &self.0.mean()),
             dominant_emotion,
-            end_reason,
+            end_reason: end.text(),
+            reason: end.proto() as i32,
         }
     }
 }
