@@ -131,7 +131,6 @@ fn migrate_first_format(card: &mut serde_json::Value) {
 mod tests {
     use candle_core::Device;
 
-    use super::*;
     use crate::model::Model;
 
     const CARD: &str = include_str!("../../models/logmel/model.json");
