@@ -1,6 +1,7 @@
 //! The model's batched forward pass on CPU: windows per second for batch 1..256 (the shipped
-//! log-mel model on real 2 s speech windows). GFLOP/s = windows/s x FLOP per window (printed
-//! by `sentio-train`-independent arithmetic in BENCHMARKS.md).
+//! model, or the model directory in `SENTIO_BENCH_MODEL`, on real 2 s speech windows).
+//! GFLOP/s = windows/s x FLOP per window (the card's `training.mflop_per_window`, or
+//! BENCHMARKS.md's arithmetic).
 
 use candle_core::Device;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -12,12 +13,15 @@ use sentio::model::Model;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn forward(c: &mut Criterion) {
-    let model = Model::default_model(&Device::Cpu).unwrap();
+    let model = match std::env::var_os("SENTIO_BENCH_MODEL") {
+        Some(dir) => Model::load_dir(std::path::Path::new(&dir), &Device::Cpu).unwrap(),
+        None => Model::default_model(&Device::Cpu).unwrap(),
+    };
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech_long_16k.wav");
     let audio = decode_path(&path).unwrap();
     let window = model.window_input(&audio.samples[..32_000]).unwrap();
-    let mut group = c.benchmark_group("logmel_forward");
+    let mut group = c.benchmark_group(format!("{}_forward", model.card.kind()));
     for batch in [1usize, 8, 32, 64, 128, 256] {
         let inputs = vec![&window; batch];
         group.throughput(Throughput::Elements(batch as u64));

@@ -12,6 +12,8 @@ pub mod features;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
+#[cfg(feature = "plots")]
+pub mod plot_font;
 pub mod proto;
 pub mod serve;
 

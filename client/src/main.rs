@@ -125,25 +125,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
-    let (bytes, format, rate, channels) = if args.input == "-" {
-        let mut bytes = Vec::new();
-        tokio::io::stdin().read_to_end(&mut bytes).await?;
-        (
-            bytes,
-            args.format.parse::<SampleFormat>()?,
-            args.rate,
-            args.channels,
-        )
-    } else {
-        let audio = decode_path(std::path::Path::new(&args.input))
-            .with_context(|| format!("decoding {}", args.input))?;
-        (
-            encode(&audio.samples, SampleFormat::S16Le),
-            SampleFormat::S16Le,
-            audio.sample_rate,
-            1,
-        )
-    };
+    let (bytes, format, rate, channels) = load_input(&args).await?;
     let frame = format.bytes_per_sample() * channels.max(1) as usize;
     let chunk = (rate as usize * args.chunk_ms.max(1) as usize / 1000).max(1) * frame;
     let config = StreamConfig {
@@ -159,64 +141,95 @@ async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
     let pace = args
         .realtime
         .then(|| Duration::from_millis(args.chunk_ms as u64));
-    tokio::spawn(async move {
-        let _ = tx
-            .send(StreamEmotionsRequest {
-                request: Some(Request::Config(config)),
-            })
-            .await;
-        let mut ticker = pace.map(tokio::time::interval);
-        for piece in bytes.chunks(chunk) {
-            if let Some(t) = ticker.as_mut() {
-                t.tick().await;
-            }
-            if tx
-                .send(StreamEmotionsRequest {
-                    request: Some(Request::Audio(piece.to_vec())),
-                })
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
+    tokio::spawn(send_chunks(tx, config, bytes, chunk, pace));
     let mut client = conn.connect().await?;
     let mut inbound = client
         .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await?
         .into_inner();
     while let Some(message) = inbound.message().await? {
-        let Some(response) = message.response else {
-            continue;
-        };
-        if args.json {
-            println!("{}", json_of(&response));
-            continue;
-        }
-        match response {
-            Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
-            Response::Prediction(p) => {
-                let bar = "#".repeat((p.confidence * 20.0).round() as usize);
-                println!(
-                    "{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
-                    p.start_ms as f64 / 1000.0,
-                    p.end_ms as f64 / 1000.0,
-                    p.emotion,
-                    p.confidence * 100.0
-                );
-            }
-            Response::Summary(s) => println!(
-                "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
-                s.dominant_emotion,
-                s.audio_ms as f64 / 1000.0,
-                s.windows,
-                s.speech_windows,
-                s.end_reason
-            ),
+        if let Some(response) = message.response {
+            print_response(response, args.json);
         }
     }
     Ok(())
+}
+
+/// The audio to send: raw bytes from stdin as declared, or a decoded file as 16-bit PCM.
+async fn load_input(args: &StreamArgs) -> anyhow::Result<(Vec<u8>, SampleFormat, u32, u32)> {
+    if args.input == "-" {
+        let mut bytes = Vec::new();
+        tokio::io::stdin().read_to_end(&mut bytes).await?;
+        return Ok((
+            bytes,
+            args.format.parse::<SampleFormat>()?,
+            args.rate,
+            args.channels,
+        ));
+    }
+    let audio = decode_path(std::path::Path::new(&args.input))
+        .with_context(|| format!("decoding {}", args.input))?;
+    Ok((
+        encode(&audio.samples, SampleFormat::S16Le),
+        SampleFormat::S16Le,
+        audio.sample_rate,
+        1,
+    ))
+}
+
+/// The config, then the audio in chunks, paced in real time when asked.
+async fn send_chunks(
+    tx: tokio::sync::mpsc::Sender<StreamEmotionsRequest>,
+    config: StreamConfig,
+    bytes: Vec<u8>,
+    chunk: usize,
+    pace: Option<Duration>,
+) {
+    let _ = tx
+        .send(StreamEmotionsRequest {
+            request: Some(Request::Config(config)),
+        })
+        .await;
+    let mut ticker = pace.map(tokio::time::interval);
+    for piece in bytes.chunks(chunk) {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let audio = StreamEmotionsRequest {
+            request: Some(Request::Audio(piece.to_vec())),
+        };
+        if tx.send(audio).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn print_response(response: Response, json: bool) {
+    if json {
+        println!("{}", json_of(&response));
+        return;
+    }
+    match response {
+        Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
+        Response::Prediction(p) => {
+            let bar = "#".repeat((p.confidence * 20.0).round() as usize);
+            println!(
+                "{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
+                p.start_ms as f64 / 1000.0,
+                p.end_ms as f64 / 1000.0,
+                p.emotion,
+                p.confidence * 100.0
+            );
+        }
+        Response::Summary(s) => println!(
+            "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
+            s.dominant_emotion,
+            s.audio_ms as f64 / 1000.0,
+            s.windows,
+            s.speech_windows,
+            s.end_reason
+        ),
+    }
 }
 
 fn json_of(response: &Response) -> serde_json::Value {

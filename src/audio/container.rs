@@ -90,6 +90,33 @@ fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
         .make(&params, &DecoderOptions::default())
         .map_err(|e| describe(e, "open a decoder"))?;
 
+    let samples = decode_track(format.as_mut(), decoder.as_mut(), track_id)?;
+    if samples.is_empty() {
+        return Err(Error::InvalidAudio(
+            "the file holds no audio samples".into(),
+        ));
+    }
+    let problem = samples
+        .iter()
+        .enumerate()
+        .find_map(|(i, &s)| super::float_sample_problem(s).map(|p| (i, s, p)));
+    if let Some((index, value, problem)) = problem {
+        return Err(Error::InvalidAudio(format!(
+            "sample {index} ({value}) {problem}"
+        )));
+    }
+    Ok(DecodedAudio {
+        samples,
+        sample_rate,
+    })
+}
+
+/// Every packet of one track, decoded and downmixed to mono.
+fn decode_track(
+    format: &mut dyn symphonia::core::formats::FormatReader,
+    decoder: &mut dyn symphonia::core::codecs::Decoder,
+    track_id: u32,
+) -> Result<Vec<f32>> {
     let mut samples = Vec::new();
     let mut buffer: Option<SampleBuffer<f32>> = None;
     loop {
@@ -119,24 +146,7 @@ fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
         buf.copy_interleaved_ref(decoded);
         downmix(buf.samples(), channels, &mut samples);
     }
-    if samples.is_empty() {
-        return Err(Error::InvalidAudio(
-            "the file holds no audio samples".into(),
-        ));
-    }
-    let problem = samples
-        .iter()
-        .enumerate()
-        .find_map(|(i, &s)| super::float_sample_problem(s).map(|p| (i, s, p)));
-    if let Some((index, value, problem)) = problem {
-        return Err(Error::InvalidAudio(format!(
-            "sample {index} ({value}) {problem}"
-        )));
-    }
-    Ok(DecodedAudio {
-        samples,
-        sample_rate,
-    })
+    Ok(samples)
 }
 
 /// Averages interleaved channels into mono (librosa's `to_mono`).

@@ -105,7 +105,7 @@ pub fn stream_opened() {
     gauge!(ACTIVE_STREAMS).increment(1.0);
 }
 
-pub fn stream_closed(outcome: super::session::Outcome) {
+pub fn stream_closed(outcome: super::outcome::Outcome) {
     gauge!(ACTIVE_STREAMS).decrement(1.0);
     counter!(STREAMS, "outcome" => outcome.label()).increment(1);
 }

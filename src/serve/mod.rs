@@ -5,6 +5,7 @@ pub mod auth;
 pub mod batcher;
 pub mod config;
 pub mod metrics;
+pub mod outcome;
 pub mod oversized;
 pub mod service;
 pub mod session;
@@ -85,18 +86,7 @@ pub async fn serve(
         device,
         inference,
     } = engine.into();
-    let prometheus = metrics::install();
-    if let Some(listener) = metrics_listener {
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || std::future::ready(prometheus.render())),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "metrics endpoint stopped");
-            }
-        });
-    }
+    serve_metrics(metrics_listener);
     let batcher_config = BatcherConfig {
         max_batch_size: config.max_batch_size.max(1),
         max_batch_delay: config.max_batch_delay(),
@@ -118,18 +108,102 @@ pub async fn serve(
         next_id: AtomicU64::new(1),
         device,
     };
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<EmotionRecognizerServer<EmotionService>>()
-        .await;
-    health_reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    let (health_reporter, health_service) = serve_health(&config).await?;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
+    let recognizer = authenticated(service, &config)?;
+    // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
+    let server_stop = CancellationToken::new();
+    let drain = tokio::spawn(drain_on(
+        shutdown,
+        config.drain_timeout(),
+        stop.clone(),
+        tracker.clone(),
+        health_reporter.clone(),
+        server_stop.clone(),
+    ));
+    let server_stop_signal = server_stop.clone();
+    let server = server_builder(&config)?
+        .layer(tower::util::MapResponseLayer::new(
+            oversized::oversized_is_resource_exhausted,
+        ))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(recognizer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+            server_stop_signal.cancelled().await
+        });
+    let grace = async {
+        server_stop.cancelled().await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|e| crate::Error::Config(format!("gRPC server: {e}")))?,
+        _ = grace => tracing::info!("closing remaining connections"),
+    }
+    drain.abort();
+    drop(ctx);
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// gRPC health, SERVING until the drain; also on its own plaintext port when configured
+/// (kubelet gRPC probes speak plaintext, so with TLS on health needs a port of its own).
+async fn serve_health(
+    config: &ServeConfig,
+) -> crate::Result<(
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+)> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<EmotionRecognizerServer<EmotionService>>()
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    if let Some(addr) = config.health_addr {
+        let listener = TcpListener::bind(addr).await?;
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service.clone())
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+    }
+    Ok((reporter, service))
+}
+
+/// Prometheus text on `/metrics`, on its own listener.
+fn serve_metrics(listener: Option<TcpListener>) {
+    let prometheus = metrics::install();
+    let Some(listener) = listener else {
+        return;
+    };
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(prometheus.render())),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+}
+
+/// The recognizer with its message limits, behind the API-key check when keys are set.
+fn authenticated(
+    service: EmotionService,
+    config: &ServeConfig,
+) -> crate::Result<
+    tonic::service::interceptor::InterceptedService<
+        EmotionRecognizerServer<EmotionService>,
+        impl tonic::service::Interceptor + Clone + use<>,
+    >,
+> {
     // One limit for every method: Classify carries whole files, streams small chunks (the
     // session enforces --max-chunk-bytes with a clear status of its own).
     let limit = config.max_chunk_bytes.max(config.max_classify_bytes) + MESSAGE_OVERHEAD_BYTES;
@@ -144,7 +218,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let recognizer = tonic::service::interceptor::InterceptedService::new(
+    Ok(tonic::service::interceptor::InterceptedService::new(
         recognizer,
         move |request: tonic::Request<()>| {
             if let Some(keys) = &keys {
@@ -152,81 +226,48 @@ pub async fn serve(
             }
             Ok(request)
         },
-    );
-    if let Some(addr) = config.health_addr {
-        // Kubelet gRPC probes speak plaintext: with TLS on, health gets a port of its own.
-        let listener = TcpListener::bind(addr).await?;
-        let health_only = health_service.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(health_only)
-                .serve_with_incoming(TcpListenerStream::new(listener)),
-        );
-    }
+    ))
+}
 
-    // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
-    let server_stop = CancellationToken::new();
-    let server_stop_signal = server_stop.clone();
-    let drain_timeout = config.drain_timeout();
-    let drain = {
-        let (stop, tracker, health, server_stop) = (
-            stop.clone(),
-            tracker.clone(),
-            health_reporter.clone(),
-            server_stop.clone(),
-        );
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!(timeout_s = drain_timeout.as_secs(), "draining streams");
-            health
-                .set_not_serving::<EmotionRecognizerServer<EmotionService>>()
-                .await;
-            stop.cancel();
-            tracker.close();
-            if tokio::time::timeout(drain_timeout, tracker.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!("drain timeout: some streams did not finish");
-            }
-            server_stop.cancel();
-        })
-    };
-    let incoming = TcpListenerStream::new(grpc);
+/// Waits for `shutdown`, then drains: NOT_SERVING, sessions told to finish, and the server
+/// stopped once they have (or the drain timeout passed).
+async fn drain_on(
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: std::time::Duration,
+    sessions: CancellationToken,
+    tracker: TaskTracker,
+    health: tonic_health::server::HealthReporter,
+    server_stop: CancellationToken,
+) {
+    shutdown.await;
+    tracing::info!(timeout_s = drain_timeout.as_secs(), "draining streams");
+    health
+        .set_not_serving::<EmotionRecognizerServer<EmotionService>>()
+        .await;
+    sessions.cancel();
+    tracker.close();
+    if tokio::time::timeout(drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout: some streams did not finish");
+    }
+    server_stop.cancel();
+}
+
+/// The transport: keepalive, connection age, TLS.
+fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Server> {
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
     if let Some(age) = config.max_connection_age_s {
         builder = builder
             .max_connection_age(std::time::Duration::from_secs(age))
-            .max_connection_age_grace(drain_timeout);
+            .max_connection_age_grace(config.drain_timeout());
     }
-    if let Some(tls) = tls_config(&config)? {
+    if let Some(tls) = tls_config(config)? {
         builder = builder
             .tls_config(tls)
             .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?;
     }
-    let server = builder
-        .layer(tower::util::MapResponseLayer::new(
-            oversized::oversized_is_resource_exhausted,
-        ))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(recognizer)
-        .serve_with_incoming_shutdown(
-            incoming,
-            async move { server_stop_signal.cancelled().await },
-        );
-    let grace = async {
-        server_stop.cancelled().await;
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    };
-    tokio::select! {
-        result = server => result.map_err(|e| crate::Error::Config(format!("gRPC server: {e}")))?,
-        _ = grace => tracing::info!("closing remaining connections"),
-    }
-    drain.abort();
-    drop(ctx);
-    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(builder)
 }

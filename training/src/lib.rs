@@ -2,6 +2,7 @@
 //! evaluation protocols and reports. Features and models come from the `sentio` crate
 //! itself, so training and serving share one implementation.
 pub mod augment;
+pub mod batch;
 pub mod cache;
 pub mod data;
 pub mod eval;

@@ -7,8 +7,8 @@ use rand::rngs::StdRng;
 use sentio::model::logmel::remove_window_mean;
 use sentio::model::{InputStatistics, ModelCard, Normalization};
 
+use crate::batch::crop_window;
 use crate::cache::CachedClip;
-use crate::train::crop_window;
 
 /// Mean and standard deviation per column of `rows` (each `width` wide).
 fn column_stats<'a>(rows: impl Iterator<Item = &'a [f32]>, width: usize) -> Normalization {

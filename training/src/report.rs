@@ -6,35 +6,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 use sentio::model::LABELS;
 
 use crate::data::Clip;
 use crate::eval::{Confusion, Summary};
 use crate::evaluate::{Condition, Decisions};
 
-const FONT_PATHS: [&str; 2] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
-
-/// Registers a system TrueType font for plotters' text (fonts-dejavu-core).
+/// Registers the charts' font (DejaVu Sans).
 fn ensure_font() -> Result<()> {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        FONT_PATHS
-            .iter()
-            .find_map(|p| std::fs::read(p).ok())
-            .is_some_and(|bytes| {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-            })
-    });
-    anyhow::ensure!(
-        ok,
-        "no DejaVuSans.ttf found (apt install fonts-dejavu-core)"
-    );
-    Ok(())
+    Ok(sentio::plot_font::ensure_font()?)
 }
 
 /// A row-normalized confusion matrix heat map with counts.

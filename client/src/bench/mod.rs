@@ -238,33 +238,7 @@ async fn run_step(
         let client = clients[i % connections].clone();
         tasks.push(tokio::spawn(one_stream(client, plan, live.clone())));
     }
-    let mut timeline = Vec::new();
-    let interval = Duration::from_secs(args.interval.max(1));
-    let mut next_point = started + interval;
-    let mut windows_before = 0;
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        bar.set_position(started.elapsed().as_secs().min(args.duration));
-        if Instant::now() >= next_point {
-            let (recent, windows) = {
-                let mut t = live.inner.lock().expect("lock");
-                (std::mem::take(&mut t.recent_us), t.windows)
-            };
-            let point = json!({
-                "t_s": started.elapsed().as_secs_f64(),
-                "windows_per_second": (windows - windows_before) as f64 / interval.as_secs_f64(),
-                "latency_ms": percentiles(recent),
-                "server_rss_mib": args.server_pid.and_then(rss_mib),
-            });
-            bar.set_message(format!(
-                "p99 {} ms, {} windows",
-                point["latency_ms"]["p99"], windows
-            ));
-            windows_before = windows;
-            timeline.push(point);
-            next_point += interval;
-        }
-    }
+    let timeline = watch(args, &live, &bar, started, deadline).await;
     for task in tasks {
         if let Err(e) = task.await {
             live.stream_ended(0, 0, 0, Some(format!("client task failed: {e}")));
@@ -288,6 +262,46 @@ async fn run_step(
         "server_rss_mib": {"before": rss_before, "end": args.server_pid.and_then(rss_mib)},
         "timeline": timeline,
     }))
+}
+
+/// Until the deadline: one timeline point per `--interval` (window rate, latency
+/// percentiles of that interval, server memory), and the progress bar.
+async fn watch(
+    args: &BenchArgs,
+    live: &Live,
+    bar: &ProgressBar,
+    started: Instant,
+    deadline: Instant,
+) -> Vec<Value> {
+    let mut timeline = Vec::new();
+    let interval = Duration::from_secs(args.interval.max(1));
+    let mut next_point = started + interval;
+    let mut windows_before = 0;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        bar.set_position(started.elapsed().as_secs().min(args.duration));
+        if Instant::now() < next_point {
+            continue;
+        }
+        let (recent, windows) = {
+            let mut t = live.inner.lock().expect("lock");
+            (std::mem::take(&mut t.recent_us), t.windows)
+        };
+        let point = json!({
+            "t_s": started.elapsed().as_secs_f64(),
+            "windows_per_second": (windows - windows_before) as f64 / interval.as_secs_f64(),
+            "latency_ms": percentiles(recent),
+            "server_rss_mib": args.server_pid.and_then(rss_mib),
+        });
+        bar.set_message(format!(
+            "p99 {} ms, {} windows",
+            point["latency_ms"]["p99"], windows
+        ));
+        windows_before = windows;
+        timeline.push(point);
+        next_point += interval;
+    }
+    timeline
 }
 
 fn plot_ramp(path: &std::path::Path, steps: &[Value], target: f64) -> anyhow::Result<()> {
