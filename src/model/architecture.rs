@@ -58,6 +58,11 @@ pub trait Inference: std::fmt::Debug + Send + Sync {
     fn forward(&self, x: &Tensor) -> CandleResult<Tensor>;
 }
 
+/// A card that does not hold together: the message names the field.
+pub(crate) fn invalid_card<T>(message: impl std::fmt::Display) -> Result<T> {
+    Err(crate::Error::Model(format!("model.json: {message}")))
+}
+
 /// What every architecture's card section can do.
 pub trait ArchitectureSpec {
     /// What the front end must compute for each window.

@@ -16,7 +16,9 @@ use candle_core::{D, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::architecture::{ArchitectureSpec, Inference, InputStatistics, ModelInput, Network};
+use super::architecture::{
+    ArchitectureSpec, Inference, InputStatistics, ModelInput, Network, invalid_card,
+};
 use super::card::ModelCard;
 use super::dropout::SeededDropout;
 use super::recipe::{Augmentation, Recipe, Schedule};
@@ -49,26 +51,24 @@ impl ArchitectureSpec for Cnn2dConfig {
     }
 
     fn validate(&self, card: &ModelCard) -> crate::Result<()> {
-        let invalid = |m: String| Err(crate::Error::Model(format!("model.json: {m}")));
         if self.channels.is_empty() || self.channels.len() != self.pools.len() {
-            return invalid(
-                "architecture.channels and architecture.pools must have the same, non-zero length"
-                    .into(),
+            return invalid_card(
+                "architecture.channels and architecture.pools must have the same, non-zero length",
             );
         }
         let bands: usize = self.pools.iter().map(|p| p.0.max(1)).product();
         if card.features.n_mels < bands {
-            return invalid(format!(
+            return invalid_card(format!(
                 "architecture.pools reduce bands by {bands}, more than features.n_mels {}",
                 card.features.n_mels
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return invalid("architecture.dropout must be in [0, 1)".into());
+            return invalid_card("architecture.dropout must be in [0, 1)");
         }
         if !card.normalization.mean.is_empty() {
-            return invalid(
-                "normalization must be empty: cnn2d standardizes each window itself".into(),
+            return invalid_card(
+                "normalization must be empty: cnn2d standardizes each window itself",
             );
         }
         Ok(())

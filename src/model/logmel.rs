@@ -11,7 +11,7 @@ use candle_core::{D, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::architecture::{ArchitectureSpec, InputStatistics, ModelInput, Network};
+use super::architecture::{ArchitectureSpec, InputStatistics, ModelInput, Network, invalid_card};
 use super::card::ModelCard;
 use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
@@ -62,20 +62,19 @@ impl ArchitectureSpec for LogmelConfig {
     }
 
     fn validate(&self, card: &ModelCard) -> crate::Result<()> {
-        let invalid = |m: String| Err(crate::Error::Model(format!("model.json: {m}")));
         if self.blocks.is_empty()
             || self
                 .blocks
                 .iter()
                 .any(|b| b.channels == 0 || b.kernel % 2 == 0)
         {
-            return invalid(
-                "architecture.blocks: need at least one block, channels > 0 and odd kernels".into(),
+            return invalid_card(
+                "architecture.blocks: need at least one block, channels > 0 and odd kernels",
             );
         }
         let n_mels = card.features.n_mels;
         if card.normalization.mean.len() != n_mels {
-            return invalid(format!(
+            return invalid_card(format!(
                 "normalization.mean has {} values, features.n_mels is {n_mels}",
                 card.normalization.mean.len()
             ));

@@ -7,7 +7,9 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::architecture::{ArchitectureSpec, Inference, InputStatistics, ModelInput, Network};
+use super::architecture::{
+    ArchitectureSpec, Inference, InputStatistics, ModelInput, Network, invalid_card,
+};
 use super::card::ModelCard;
 use super::conv::TemporalConv;
 use super::dropout::SeededDropout;
@@ -31,10 +33,10 @@ impl ArchitectureSpec for SeedConfig {
 
     fn validate(&self, card: &ModelCard) -> crate::Result<()> {
         if card.normalization.mean.len() != SEED_FEATURES {
-            return Err(crate::Error::Model(format!(
-                "model.json: normalization.mean has {} values, the seed's clip vector {SEED_FEATURES}",
+            return invalid_card(format!(
+                "normalization.mean has {} values, the seed's clip vector {SEED_FEATURES}",
                 card.normalization.mean.len()
-            )));
+            ));
         }
         Ok(())
     }
