@@ -32,6 +32,7 @@ LABEL org.opencontainers.image.title="sentio" \
       org.opencontainers.image.description="Streaming speech-emotion-recognition gRPC server (CPU)" \
       org.opencontainers.image.source="https://github.com/sentio-ser/sentio" \
       org.opencontainers.image.licenses="Apache-2.0" \
+      io.sentio.model.license="CC-BY-NC-SA-4.0 (bundled default model: non-commercial research use, from its training data; see NOTICE)" \
       org.opencontainers.image.version="${VERSION}"
 RUN groupadd --system --gid 10001 sentio \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \

@@ -16,7 +16,7 @@ fn the_shipped_model_classifies_generated_clips() {
     assert_eq!(model.card.labels, LABELS.map(String::from).to_vec());
     assert!(matches!(
         model.card.architecture,
-        Architecture::Cnn2d(_) | Architecture::Logmel(_)
+        Architecture::Cnn2d(_) | Architecture::Logmel(_) | Architecture::Ensemble(_)
     ));
     assert!(
         model.card.metrics["test_clean"]["uar"].as_f64().is_some(),

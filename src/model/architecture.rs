@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::card::ModelCard;
 use super::cnn2d::Cnn2dConfig;
+use super::ensemble::EnsembleConfig;
 use super::logmel::LogmelConfig;
 use super::recipe::Recipe;
 use super::seed::SeedConfig;
@@ -96,6 +97,8 @@ pub enum Architecture {
     Logmel(LogmelConfig),
     /// A 2-D CNN over the log-mel image, convolving along frequency as well as time.
     Cnn2d(Cnn2dConfig),
+    /// The mean distribution of several trained models that share a front end.
+    Ensemble(EnsembleConfig),
 }
 
 impl Architecture {
@@ -105,6 +108,7 @@ impl Architecture {
             Architecture::Seed(c) => c,
             Architecture::Logmel(c) => c,
             Architecture::Cnn2d(c) => c,
+            Architecture::Ensemble(c) => c,
         }
     }
 
@@ -126,5 +130,6 @@ impl Architecture {
         })
     }
 
+    /// The architectures `sentio-train` can train from scratch (ensembles are assembled).
     pub const NAMES: [&'static str; 3] = ["seed", "logmel", "cnn2d"];
 }

@@ -6,6 +6,7 @@ pub mod card;
 pub mod cnn2d;
 pub mod conv;
 pub mod dropout;
+pub mod ensemble;
 pub mod folded;
 pub mod logmel;
 pub mod recipe;

@@ -74,6 +74,10 @@ struct Args {
     /// the report goes to DIR/EVAL.md.
     #[arg(long)]
     evaluate: Option<PathBuf>,
+    /// Assemble these trained model directories into one ensemble model in `--out` (the
+    /// mean of their distributions), instead of training.
+    #[arg(long, value_delimiter = ',')]
+    ensemble: Vec<PathBuf>,
     /// Which speakers `--evaluate` scores: `test` (reported) or `val` (for choosing what
     /// ships, so that test speakers play no part in it; report in DIR/EVAL-validation.md).
     #[arg(long, value_enum, default_value = "test")]
@@ -154,6 +158,11 @@ impl Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if !args.ensemble.is_empty() {
+        sentio_train::run::assemble_ensemble(&args.ensemble, &args.out)?;
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let device = sentio::model::parse_device(&args.device)?;
     let started = Instant::now();
     let clips = args.clips()?;
