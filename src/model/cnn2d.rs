@@ -104,7 +104,6 @@ impl ArchitectureSpec for Cnn2dConfig {
             mel_shift_prob: 0.5,
             mel_shift_bands: 2,
             pad_with_floor: true,
-            cap_calm_weight: true,
             ..Recipe::default()
         }
     }

@@ -85,7 +85,8 @@ struct Args {
     /// Use at most this many clips per corpus and part (quick smoke runs).
     #[arg(long)]
     limit: Option<usize>,
-    /// Let calm's loss weight rise above neutral's like any rare class.
+    /// Let calm's loss weight rise above neutral's like any rare class (the default), even
+    /// if the recipe caps it.
     #[arg(long)]
     boost_calm: bool,
     /// cpu or cuda:N.
