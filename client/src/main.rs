@@ -58,9 +58,9 @@ struct StreamArgs {
     /// Milliseconds of audio per chunk.
     #[arg(long, default_value_t = 100)]
     chunk_ms: u32,
-    /// Raw stdin format: s16le, f32le, mulaw or alaw.
-    #[arg(long, default_value = "s16le")]
-    format: String,
+    /// Raw stdin format.
+    #[arg(long, value_enum, default_value = "s16le")]
+    format: SampleFormat,
     /// Raw stdin sample rate.
     #[arg(long, default_value_t = 16_000)]
     rate: u32,
@@ -160,12 +160,7 @@ async fn load_input(args: &StreamArgs) -> anyhow::Result<(Vec<u8>, SampleFormat,
     if args.input == "-" {
         let mut bytes = Vec::new();
         tokio::io::stdin().read_to_end(&mut bytes).await?;
-        return Ok((
-            bytes,
-            args.format.parse::<SampleFormat>()?,
-            args.rate,
-            args.channels,
-        ));
+        return Ok((bytes, args.format, args.rate, args.channels));
     }
     let audio = decode_path(std::path::Path::new(&args.input))
         .with_context(|| format!("decoding {}", args.input))?;

@@ -6,13 +6,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The sample encodings a stream may carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The sample encodings a stream may carry (a clap value for the CLIs, with the usual
+/// aliases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SampleFormat {
+    #[value(name = "s16le", aliases = ["s16", "pcm_s16le"])]
     S16Le,
+    #[value(name = "f32le", aliases = ["f32", "pcm_f32le"])]
     F32Le,
+    #[value(name = "mulaw", aliases = ["ulaw", "mu-law", "pcmu"])]
     MuLaw,
+    #[value(name = "alaw", aliases = ["a-law", "pcma"])]
     ALaw,
 }
 
