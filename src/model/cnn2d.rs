@@ -219,7 +219,7 @@ impl Cnn2dNet {
         for block in &self.blocks {
             let (scale, shift) = super::folded::batch_norm_affine(&block.bn)?;
             let weight = as_columns(&block.weight)?.broadcast_mul(&scale.unsqueeze(1)?)?;
-            blocks.push((weight, shift.reshape((1, (), 1, 1))?, block.pool));
+            blocks.push((weight.t()?.contiguous()?, shift, block.pool));
         }
         let (head_weight, head_bias) = super::folded::linear_parts(&self.head)?;
         Ok(FoldedCnn2d {
@@ -249,24 +249,65 @@ impl Network for Cnn2dNet {
     }
 }
 
-/// [`Cnn2dNet`] for inference only.
+/// [`Cnn2dNet`] for inference only: batch norm folded into each convolution, activations
+/// channels-last (B, F, T, C) so that a convolution is nine shifted copies side by side and
+/// one GEMM over every position of every window in the batch (batched per-window products
+/// ran at a third of this rate: BENCHMARKS.md 4b).
 #[derive(Debug)]
 pub struct FoldedCnn2d {
-    /// Per block: GEMM weight (C_out, 9 C_in), bias (1, C_out, 1, 1), pool.
+    /// Per block: GEMM weight (9 C_in, C_out), bias (C_out), pool.
     blocks: Vec<(Tensor, Tensor, (usize, usize))>,
     head_weight: Tensor,
     head_bias: Tensor,
 }
 
+/// A "same" 3x3 convolution, channels-last: (B, F, T, C_in) with `weight` (9 C_in, C_out)
+/// gives (B, F, T, C_out) before bias.
+fn conv3x3_channels_last(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (b, f, t, c) = x.dims4()?;
+    let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let mut taps = Vec::with_capacity(9);
+    for df in 0..3 {
+        let rows = padded.narrow(1, df, f)?;
+        for dt in 0..3 {
+            // Contiguous taps: candle concatenates strided tensors element by element.
+            taps.push(rows.narrow(2, dt, t)?.contiguous()?);
+        }
+    }
+    let c_out = weight.dim(1)?;
+    Tensor::cat(&taps, 3)?
+        .reshape((b * f * t, 9 * c))?
+        .matmul(weight)?
+        .reshape((b, f, t, c_out))
+}
+
+/// Max pool of (bands, frames), channels-last; a ragged edge is dropped, as in training.
+fn pool_channels_last(x: Tensor, (pf, pt): (usize, usize)) -> Result<Tensor> {
+    let (b, f, t, c) = x.dims4()?;
+    let (pf, pt) = (pf.min(f).max(1), pt.min(t).max(1));
+    if pf == 1 && pt == 1 {
+        return Ok(x);
+    }
+    let (fo, to) = (f / pf, t / pt);
+    x.narrow(1, 0, fo * pf)?
+        .narrow(2, 0, to * pt)?
+        .reshape((b, fo, pf, to, pt, c))?
+        .max(4)?
+        .max(2)
+}
+
 impl Inference for FoldedCnn2d {
     /// Logits for a batch of log-mel windows (B, T, n_mels).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = standardize_windows(x)?.unsqueeze(1)?;
+        let mut x = standardize_windows(x)?.unsqueeze(3)?;
         for (weight, bias, p) in &self.blocks {
-            x = pool(conv3x3(&x, weight)?.broadcast_add(bias)?.relu()?, *p)?;
+            let y = conv3x3_channels_last(&x, weight)?
+                .broadcast_add(bias)?
+                .relu()?;
+            x = pool_channels_last(y, *p)?;
         }
-        x.mean(D::Minus1)?
-            .mean(D::Minus1)?
+        x.mean(2)?
+            .mean(1)?
             .matmul(&self.head_weight)?
             .broadcast_add(&self.head_bias)
     }
@@ -310,6 +351,15 @@ mod tests {
             }
         }
         let folded = net.folded()?;
+        // Window lengths whose frames do not divide by the pools (ragged edges dropped).
+        for (batch, frames) in [(2, 97), (1, 47), (9, 150)] {
+            let x = (Tensor::randn(0f32, 10.0, (batch, frames, 64), &dev)? - 30.0)?;
+            let diff = (net.forward_t(&x, false)? - folded.forward(&x)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-3, "{batch} x {frames}: folded differs by {diff}");
+        }
         let x = (Tensor::randn(0f32, 10.0, (3, 197, 64), &dev)? - 30.0)?;
         let reference = net.forward_t(&x, false)?;
         let fast = folded.forward(&x)?;
