@@ -151,7 +151,7 @@ fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
         std::env::set_var("CANDLE_NUM_THREADS", &threads);
     }
     let model = load_model(config.model.as_ref(), &config.device)?;
-    tracing::info!(model = %model.card.id, kind = %model.card.kind(), device = %config.device, "model loaded");
+    tracing::info!(model = %model.card.id, kind = %model.card.kind(), device = %config.device, license = %model.card.license, "model loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

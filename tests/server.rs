@@ -269,3 +269,34 @@ async fn health_is_serving_and_shutdown_still_delivers_summaries() {
     drop(tx);
     server.task.await.unwrap().unwrap();
 }
+
+/// GetModelInfo states the weights' licence and training data of whichever model is loaded.
+#[tokio::test]
+async fn model_info_states_the_weights_licence() {
+    let ensemble = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/phone-ensemble");
+    for model in [
+        Model::default_model(&candle_core::Device::Cpu).unwrap(),
+        Model::load_dir(&ensemble, &candle_core::Device::Cpu).unwrap(),
+    ] {
+        let id = model.card.id.clone();
+        let server = TestServer::start_engine(model.into(), |_| {}).await;
+        let info = server
+            .client()
+            .await
+            .get_model_info(sentio::proto::GetModelInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.model_id, id);
+        assert!(
+            info.license.starts_with("CC BY-NC-SA 4.0"),
+            "{id}: {}",
+            info.license
+        );
+        assert_eq!(
+            info.training_data,
+            ["CREMA-D", "RAVDESS", "SAVEE", "TESS"],
+            "{id}"
+        );
+    }
+}

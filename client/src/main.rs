@@ -117,6 +117,11 @@ async fn main() -> anyhow::Result<()> {
                 info.version
             );
             println!("labels: {}", info.labels.join(", "));
+            println!(
+                "weights' licence: {} (trained on {})",
+                info.license,
+                info.training_data.join(", ")
+            );
             println!("metrics: {}", info.metrics_json);
             Ok(())
         }

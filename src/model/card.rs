@@ -53,6 +53,25 @@ impl ModelCard {
         Ok(card)
     }
 
+    /// The corpora the weights were trained on (`training.data`, or every ensemble member's),
+    /// sorted, without repeats.
+    pub fn training_data(&self) -> Vec<String> {
+        let mut data = std::collections::BTreeSet::new();
+        let mut collect = |training: &serde_json::Value| {
+            if let Some(list) = training.get("data").and_then(|d| d.as_array()) {
+                data.extend(list.iter().filter_map(|v| v.as_str().map(str::to_string)));
+            }
+        };
+        collect(&self.training);
+        if let Some(members) = self.training.get("members").and_then(|m| m.as_array()) {
+            members
+                .iter()
+                .filter_map(|m| m.get("training"))
+                .for_each(&mut collect);
+        }
+        data.into_iter().collect()
+    }
+
     /// The architecture's name (`architecture.kind`).
     pub fn kind(&self) -> String {
         self.architecture.name()

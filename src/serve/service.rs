@@ -119,6 +119,8 @@ impl EmotionRecognizer for EmotionService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             metrics_json: card.metrics.to_string(),
             device: self.device.clone(),
+            license: card.license.clone(),
+            training_data: card.training_data(),
         }))
     }
 }
