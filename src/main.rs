@@ -73,7 +73,9 @@ struct ClassifyArgs {
     /// Audio files (WAV, AIFF, FLAC, Ogg Vorbis, MP3).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Model directory; default: the built-in model.
+    /// Model directory; default: the built-in model, whose weights are for non-commercial
+    /// research use only (CC BY-NC-SA 4.0, from RAVDESS, CREMA-D, TESS and SAVEE; see
+    /// NOTICE). Every model's licence is its card's `license` (`sentio-client info`).
     #[arg(long, env = "SENTIO_MODEL")]
     model: Option<PathBuf>,
     /// cpu or cuda:N.

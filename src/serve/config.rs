@@ -21,7 +21,8 @@ pub struct ServeConfig {
     /// Address of the Prometheus /metrics endpoint (loopback unless told otherwise).
     #[arg(long, env = "SENTIO_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
-    /// Model directory (model.json + model.safetensors); default: the model built in.
+    /// Model directory (model.json + model.safetensors); default: the model built in, whose
+    /// weights are for non-commercial research use only (CC BY-NC-SA 4.0; see NOTICE).
     #[arg(long, env = "SENTIO_MODEL")]
     pub model: Option<PathBuf>,
     /// Where the model runs: cpu or cuda:N (CUDA needs a build with --features cuda).
