@@ -103,13 +103,7 @@ impl ArchitectureSpec for LogmelConfig {
     /// shifts and label smoothing (EXPERIMENTS.md E3; E2 also capped calm's weight: worse).
     fn recipe(&self) -> Recipe {
         Recipe {
-            augmentations: vec![
-                Augmentation::Original,
-                Augmentation::Noise,
-                Augmentation::StretchPitch,
-                Augmentation::Telephony,
-                Augmentation::SpeakerPhone,
-            ],
+            augmentations: Augmentation::SPEAKER_AND_PHONE.to_vec(),
             original_prob: 0.3,
             label_smoothing: 0.05,
             mel_shift_prob: 0.5,

@@ -26,6 +26,17 @@ pub enum Augmentation {
     Shift,
 }
 
+impl Augmentation {
+    /// The variants of the speaker-and-phone recipes (EXPERIMENTS.md E1, E3).
+    pub const SPEAKER_AND_PHONE: [Augmentation; 5] = [
+        Augmentation::Original,
+        Augmentation::Noise,
+        Augmentation::StretchPitch,
+        Augmentation::Telephony,
+        Augmentation::SpeakerPhone,
+    ];
+}
+
 /// Learning-rate schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
