@@ -12,5 +12,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("sentio_v1_descriptor.bin"))
         .compile_protos(&["proto/sentio/v1/emotion.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    allocator_options();
     Ok(())
+}
+
+/// Compiles `src/allocator_options.c` against the mimalloc header that libmimalloc-sys built
+/// (it exports the folder as `DEP_MIMALLOC_INCLUDE_DIR`), for `src/main.rs::tune_allocator`.
+fn allocator_options() {
+    let include = std::env::var("DEP_MIMALLOC_INCLUDE_DIR")
+        .expect("libmimalloc-sys states its include folder (links = \"mimalloc\")");
+    cc::Build::new()
+        .file("src/allocator_options.c")
+        .include(include)
+        .compile("sentio_allocator_options");
+    println!("cargo:rerun-if-changed=src/allocator_options.c");
 }

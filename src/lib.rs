@@ -15,6 +15,7 @@ pub mod pipeline;
 #[cfg(feature = "plots")]
 pub mod plot_font;
 pub mod proto;
+pub mod report;
 pub mod serve;
 
 pub use config::FeatureConfig;

@@ -13,15 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use sentio::FeatureConfig;
 use sentio::audio::{StreamResampler, decode_path};
 use sentio::features::{self, FeatureKind};
-use sentio::model::{LABELS, Model, parse_device};
+use sentio::model::{Model, parse_device};
+use sentio::report::{ClipReport, FileError, classify_response};
 use sentio::serve::{LogFormat, ServeConfig};
 
+/// Streaming speech-emotion recognition.
 #[derive(Parser)]
-#[command(
-    name = "sentio",
-    version,
-    about = "Streaming speech-emotion recognition"
-)]
+#[command(version)]
 struct Cli {
     /// With no command, `sentio` serves the built-in model on 127.0.0.1:50051.
     #[command(subcommand)]
@@ -92,13 +90,22 @@ struct ClassifyArgs {
 /// 51 MiB; a delay of 0 would save more but costs the model half its speed at batch 8
 /// (pages freed and faulted back in every pass).
 fn tune_allocator() {
-    // mimalloc v3's option numbers (mimalloc.h `mi_option_e`); not exported as constants.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // Resolved by name from mimalloc.h at build time (src/allocator_options.c).
+    unsafe extern "C" {
+        static sentio_mi_option_arena_eager_commit: std::ffi::c_int;
+        static sentio_mi_option_purge_delay: std::ffi::c_int;
+    }
+    // SAFETY: constants defined once in C and never written.
+    let (arena_eager_commit, purge_delay) = unsafe {
+        (
+            sentio_mi_option_arena_eager_commit,
+            sentio_mi_option_purge_delay,
+        )
+    };
     // An operator's MIMALLOC_* variable wins (mimalloc reads those itself).
     for (option, variable, value) in [
-        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
-        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 100),
+        (arena_eager_commit, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (purge_delay, "MIMALLOC_PURGE_DELAY", 100),
     ] {
         if std::env::var_os(variable).is_none() {
             // SAFETY: a plain option setter, called before any other thread exists.
@@ -205,55 +212,38 @@ fn run_classify(args: ClassifyArgs) -> anyhow::Result<()> {
                     sentio::pipeline::DEFAULT_SILENCE_DBFS,
                 )?)
             });
-        match (result, args.json) {
-            (Ok(clip), true) => {
-                let scores: serde_json::Map<String, serde_json::Value> = model
-                    .card
-                    .labels
-                    .iter()
-                    .zip(&clip.mean)
-                    .map(|(l, p)| (l.clone(), serde_json::json!(p)))
-                    .collect();
-                let windows: Vec<serde_json::Value> = clip
-                    .windows
-                    .iter()
-                    .map(|w| serde_json::json!({"index": w.index, "start_ms": w.start_ms, "end_ms": w.end_ms, "speech": w.speech, "emotion": w.emotion, "confidence": w.confidence}))
-                    .collect();
-                let line = serde_json::json!({"file": file.display().to_string(), "emotion": clip.emotion, "confidence": clip.confidence, "scores": scores, "audio_ms": clip.audio_ms, "windows": windows});
-                println!("{line}");
-            }
-            (Ok(clip), false) => {
+        let report = result.map(|clip| {
+            let response = classify_response(&model.card.labels, &model.card.id, &clip);
+            ClipReport::new(file.display().to_string(), &response)
+        });
+        match (report, args.json) {
+            (Ok(report), true) => println!("{}", serde_json::to_string(&report)?),
+            (Ok(report), false) => {
                 println!(
                     "{}: {} ({:.0}%) over {:.1} s",
-                    file.display(),
-                    clip.emotion,
-                    clip.confidence * 100.0,
-                    clip.audio_ms as f64 / 1000.0
+                    report.file,
+                    report.emotion,
+                    report.confidence * 100.0,
+                    report.audio_ms as f64 / 1000.0
                 );
-                for w in &clip.windows {
-                    println!(
-                        "  {:>6.2}-{:<6.2} s  {:<9} {:>5.1}%",
-                        w.start_ms as f64 / 1000.0,
-                        w.end_ms as f64 / 1000.0,
-                        w.emotion,
-                        w.confidence * 100.0
-                    );
+                for w in &report.windows {
+                    println!("  {}", w.timeline_line());
                 }
             }
             (Err(e), json) => {
                 failures += 1;
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"file": file.display().to_string(), "error": format!("{e:#}")})
-                    );
+                    let line = FileError {
+                        file: file.display().to_string(),
+                        error: format!("{e:#}"),
+                    };
+                    println!("{}", serde_json::to_string(&line)?);
                 } else {
                     eprintln!("{}: error: {e:#}", file.display());
                 }
             }
         }
     }
-    debug_assert_eq!(LABELS.len(), model.card.labels.len());
     if failures == args.files.len() {
         anyhow::bail!("no file could be classified");
     }
@@ -296,4 +286,21 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The options land where mimalloc reads them (by name, not by a hard-coded number).
+    #[test]
+    fn allocator_options_are_set_by_name() {
+        super::tune_allocator();
+        unsafe extern "C" {
+            static sentio_mi_option_purge_delay: std::ffi::c_int;
+        }
+        // SAFETY: a constant defined in C; mi_option_get only reads.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(sentio_mi_option_purge_delay) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(delay, 100);
+        }
+    }
 }

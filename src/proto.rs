@@ -1,5 +1,5 @@
 //! The generated `sentio.v1` API (from `proto/sentio/v1/emotion.proto`).
-#![allow(clippy::all, missing_docs)]
+#![allow(clippy::all, missing_docs, unused_qualifications)]
 
 tonic::include_proto!("sentio.v1");
 

@@ -32,12 +32,7 @@ async fn api_keys_guard_the_service_but_not_health() {
         .metadata_mut()
         .insert("authorization", "Bearer secret-one".parse().unwrap());
     assert!(client.get_model_info(request).await.is_ok());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = server.health().await;
     assert!(
         health
             .check(tonic_health::pb::HealthCheckRequest {

@@ -201,7 +201,7 @@ async fn a_panic_in_inference_fails_only_its_batch() {
     });
     let engine = sentio::serve::Engine {
         card,
-        device: "cpu".into(),
+        device: candle_core::DeviceLocation::Cpu,
         inference: faulty.clone(),
     };
     let server = TestServer::start_engine(engine, |_| {}).await;

@@ -204,12 +204,7 @@ fn a_window_alone_equals_the_same_window_in_a_batch_of_64() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_serving_and_shutdown_still_delivers_summaries() {
     let mut server = TestServer::start(|c| c.drain_timeout_s = 10).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = server.health().await;
     for service in ["", "sentio.v1.EmotionRecognizer"] {
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {

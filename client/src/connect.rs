@@ -12,7 +12,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 #[derive(Args, Clone, Debug)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// Server address; https:// turns TLS on.
     #[arg(
         long,
@@ -40,7 +40,7 @@ pub struct ConnectArgs {
 
 /// Adds the bearer key, when there is one, to every call.
 #[derive(Clone)]
-pub struct BearerKey(Option<AsciiMetadataValue>);
+pub(crate) struct BearerKey(Option<AsciiMetadataValue>);
 
 impl Interceptor for BearerKey {
     fn call(
@@ -56,7 +56,7 @@ impl Interceptor for BearerKey {
     }
 }
 
-pub type Client = EmotionRecognizerClient<InterceptedService<Channel, BearerKey>>;
+pub(crate) type Client = EmotionRecognizerClient<InterceptedService<Channel, BearerKey>>;
 
 impl ConnectArgs {
     fn tls(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
@@ -81,7 +81,7 @@ impl ConnectArgs {
     }
 
     /// One HTTP/2 connection to the server.
-    pub async fn connect(&self) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let mut endpoint = Channel::from_shared(self.addr.clone())?;
         if let Some(tls) = self.tls()? {
             endpoint = endpoint.tls_config(tls)?;

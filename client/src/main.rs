@@ -15,14 +15,12 @@ use sentio::proto::{
     AudioEncoding, ClassifyRequest, GetModelInfoRequest, StreamConfig, StreamEmotionsRequest,
     stream_emotions_request::Request, stream_emotions_response::Response,
 };
+use sentio::report::{ClipReport, FileError, StreamEvent, WindowReport};
 use tokio::io::AsyncReadExt;
 
+/// Client for the Sentio emotion server.
 #[derive(Parser)]
-#[command(
-    name = "sentio-client",
-    version,
-    about = "Client for the Sentio emotion server"
-)]
+#[command(version)]
 struct Cli {
     #[command(flatten)]
     conn: ConnectArgs,
@@ -206,21 +204,13 @@ async fn send_chunks(
 
 fn print_response(response: Response, json: bool) {
     if json {
-        println!("{}", json_of(&response));
+        let line = serde_json::to_string(&StreamEvent::from(&response)).expect("serializable");
+        println!("{line}");
         return;
     }
     match response {
         Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
-        Response::Prediction(p) => {
-            let bar = "#".repeat((p.confidence * 20.0).round() as usize);
-            println!(
-                "{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
-                p.start_ms as f64 / 1000.0,
-                p.end_ms as f64 / 1000.0,
-                p.emotion,
-                p.confidence * 100.0
-            );
-        }
+        Response::Prediction(p) => println!("{}", WindowReport::from(&p).timeline_line()),
         Response::Summary(s) => println!(
             "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
             s.dominant_emotion,
@@ -229,27 +219,6 @@ fn print_response(response: Response, json: bool) {
             s.speech_windows,
             s.end_reason
         ),
-    }
-}
-
-fn json_of(response: &Response) -> serde_json::Value {
-    let scores = |s: &[sentio::proto::EmotionScore]| -> serde_json::Map<String, serde_json::Value> {
-        s.iter()
-            .map(|e| (e.emotion.clone(), serde_json::json!(e.probability)))
-            .collect()
-    };
-    match response {
-        Response::Started(s) => {
-            serde_json::json!({"type": "started", "stream_id": s.stream_id, "model_id": s.model_id})
-        }
-        Response::Prediction(p) => {
-            serde_json::json!({"type": "prediction", "window_index": p.window_index, "start_ms": p.start_ms, "end_ms": p.end_ms,
-            "emotion": p.emotion, "confidence": p.confidence, "speech": p.speech, "scores": scores(&p.scores), "latency_us": p.latency_us})
-        }
-        Response::Summary(s) => {
-            serde_json::json!({"type": "summary", "audio_ms": s.audio_ms, "windows": s.windows, "speech_windows": s.speech_windows,
-            "dominant_emotion": s.dominant_emotion, "mean_scores": scores(&s.mean_scores), "end_reason": s.end_reason})
-        }
     }
 }
 
@@ -268,18 +237,10 @@ async fn classify(conn: &ConnectArgs, files: Vec<PathBuf>, json: bool) -> anyhow
             Err(e) => Err(e.to_string()),
         };
         match result {
-            Ok(r) if json => {
-                let scores: serde_json::Map<String, serde_json::Value> = r
-                    .scores
-                    .iter()
-                    .map(|e| (e.emotion.clone(), serde_json::json!(e.probability)))
-                    .collect();
-                let windows: Vec<_> = r.windows.iter().map(|w| serde_json::json!({"index": w.window_index, "start_ms": w.start_ms, "end_ms": w.end_ms, "emotion": w.emotion, "confidence": w.confidence, "speech": w.speech})).collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"file": file.display().to_string(), "emotion": r.emotion, "confidence": r.confidence, "scores": scores, "windows": windows})
-                );
-            }
+            Ok(r) if json => println!(
+                "{}",
+                serde_json::to_string(&ClipReport::new(file.display().to_string(), &r))?
+            ),
             Ok(r) => println!(
                 "{}: {} ({:.0}%), {} windows over {:.1} s",
                 file.display(),
@@ -288,9 +249,12 @@ async fn classify(conn: &ConnectArgs, files: Vec<PathBuf>, json: bool) -> anyhow
                 r.windows.len(),
                 r.audio_ms as f64 / 1000.0
             ),
-            Err(e) if json => println!(
+            Err(error) if json => println!(
                 "{}",
-                serde_json::json!({"file": file.display().to_string(), "error": e})
+                serde_json::to_string(&FileError {
+                    file: file.display().to_string(),
+                    error,
+                })?
             ),
             Err(e) => eprintln!("{}: error: {e}", file.display()),
         }

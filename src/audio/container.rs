@@ -163,7 +163,7 @@ fn downmix(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
     );
 }
 
-fn describe(err: SymphoniaError, doing: &str) -> Error {
+fn describe(err: SymphoniaError, doing: &'static str) -> Error {
     match err {
         SymphoniaError::Unsupported(what) => {
             Error::UnsupportedAudio(format!("cannot {doing}: {what}"))
@@ -171,7 +171,7 @@ fn describe(err: SymphoniaError, doing: &str) -> Error {
         SymphoniaError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             Error::InvalidAudio(format!("cannot {doing}: the file is truncated"))
         }
-        other => Error::InvalidAudio(format!("cannot {doing}: {other}")),
+        source => Error::Decode { doing, source },
     }
 }
 

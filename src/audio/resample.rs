@@ -92,9 +92,7 @@ impl StreamResampler {
                 break;
             }
             let chunk = [&self.pending[consumed..consumed + need]];
-            let (used, produced) = engine
-                .process_into_buffer(&chunk, &mut self.out_buf, None)
-                .map_err(|e| Error::InvalidAudio(format!("resampler: {e}")))?;
+            let (used, produced) = engine.process_into_buffer(&chunk, &mut self.out_buf, None)?;
             consumed += used;
             emit(
                 &self.out_buf[0][..produced],
@@ -122,9 +120,7 @@ impl StreamResampler {
             let mut chunk = self.pending[..take].to_vec();
             chunk.resize(need, 0.0);
             self.pending.drain(..take);
-            let (_, produced) = engine
-                .process_into_buffer(&[&chunk], &mut self.out_buf, None)
-                .map_err(|e| Error::InvalidAudio(format!("resampler: {e}")))?;
+            let (_, produced) = engine.process_into_buffer(&[&chunk], &mut self.out_buf, None)?;
             emit(
                 &self.out_buf[0][..produced],
                 &mut self.delay_left,
@@ -179,8 +175,13 @@ fn make_engine(from_hz: u32, to_hz: u32) -> Result<FftFixedIn<f32>> {
     if min_out % 2 == 1 && fft_chunks % 2 == 1 {
         fft_chunks += 1;
     }
-    FftFixedIn::<f32>::new(from, to, fft_chunks * min_in, 1, 1)
-        .map_err(|e| Error::Config(format!("resampler for {from_hz} Hz -> {to_hz} Hz: {e}")))
+    FftFixedIn::<f32>::new(from, to, fft_chunks * min_in, 1, 1).map_err(|source| {
+        Error::ResamplerSetup {
+            from_hz,
+            to_hz,
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

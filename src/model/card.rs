@@ -44,11 +44,9 @@ pub struct ModelCard {
 
 impl ModelCard {
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::Model(format!("model.json: {e}")))?;
+        let mut value: serde_json::Value = serde_json::from_str(text)?;
         migrate_first_format(&mut value);
-        let card: ModelCard =
-            serde_json::from_value(value).map_err(|e| Error::Model(format!("model.json: {e}")))?;
+        let card: ModelCard = serde_json::from_value(value)?;
         card.validate()?;
         Ok(card)
     }
@@ -163,8 +161,9 @@ mod tests {
 
     fn load_error(card: &str) -> String {
         Model::from_bytes(card, WEIGHTS, &Device::Cpu)
+            .map(|_| ())
+            .map_err(|e| crate::error::chain(&e))
             .unwrap_err()
-            .to_string()
     }
 
     #[test]

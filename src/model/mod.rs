@@ -68,13 +68,22 @@ pub fn load_network(
         .architecture
         .spec()
         .build(&card, vb)
-        .map_err(|e| Error::Model(format!("model.safetensors does not fit model.json: {e}")))?;
+        .map_err(Error::WeightsMismatch)?;
     Ok((card, net))
 }
 
 /// The default model, compiled into the binary so that `sentio serve` needs no download.
 const DEFAULT_CARD: &str = include_str!("../../models/default/model.json");
 const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../models/default/model.safetensors");
+
+/// A device as `--device` spells it: "cpu", "cuda:N" (or "metal:N").
+pub fn device_name(device: candle_core::DeviceLocation) -> String {
+    match device {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
 
 /// Parses `cpu` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -93,8 +102,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                     "device {other} requested, but this binary was built without CUDA support (cargo build --features cuda)"
                 )));
             }
-            Device::new_cuda(ordinal)
-                .map_err(|e| Error::Config(format!("CUDA device {ordinal}: {e}")))
+            Device::new_cuda(ordinal).map_err(|source| Error::Device { ordinal, source })
         }
     }
 }
@@ -107,11 +115,12 @@ impl Model {
 
     /// A model directory holding `model.json` and `model.safetensors`.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
-        let card = std::fs::read_to_string(dir.join("model.json"))
-            .map_err(|e| Error::Model(format!("{}: {e}", dir.join("model.json").display())))?;
-        let weights = std::fs::read(dir.join("model.safetensors")).map_err(|e| {
-            Error::Model(format!("{}: {e}", dir.join("model.safetensors").display()))
-        })?;
+        let file = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| Error::File { path, source })
+        };
+        let card = String::from_utf8_lossy(&file("model.json")?).into_owned();
+        let weights = file("model.safetensors")?;
         Self::from_bytes(&card, &weights, device)
     }
 

@@ -77,8 +77,8 @@ impl ArchitectureSpec for SeedConfig {
     }
 
     /// librosa's defaults, as the notebook computed its features.
-    fn default_features(&self) -> crate::FeatureConfig {
-        crate::FeatureConfig::default()
+    fn default_features(&self) -> FeatureConfig {
+        FeatureConfig::default()
     }
 
     fn flops(&self, _card: &ModelCard, _frames: usize) -> u64 {

@@ -17,8 +17,10 @@ pub struct ApiKeys {
 }
 
 fn read_keys(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("API keys file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let keys: Vec<Vec<u8>> = text
         .lines()
         .map(str::trim)

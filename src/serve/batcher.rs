@@ -31,8 +31,10 @@ pub type Reply = Result<Vec<f32>, BatchError>;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum BatchError {
-    #[error("inference failed: {0}")]
-    Inference(String),
+    #[error("inference failed")]
+    Inference(#[source] Arc<crate::Error>),
+    #[error("inference failed: model panicked: {0}")]
+    Panic(String),
     #[error("the model worker is shutting down")]
     Closed,
 }
@@ -140,9 +142,10 @@ fn run_batch(model: &dyn Inference, batch: &mut Vec<Job>) {
             }
         }
         Ok(Err(err)) => {
-            tracing::error!(error = %err, size = batch.len(), "batch inference failed");
+            tracing::error!(error = %crate::error::chain(&err), size = batch.len(), "batch inference failed");
+            let err = Arc::new(err);
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(BatchError::Inference(err.to_string())));
+                let _ = job.reply.send(Err(BatchError::Inference(err.clone())));
             }
         }
         Err(panic) => {
@@ -150,9 +153,7 @@ fn run_batch(model: &dyn Inference, batch: &mut Vec<Job>) {
             tracing::error!(size = batch.len(), "model panicked; failing the batch");
             metrics::model_panic();
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(BatchError::Inference(format!(
-                    "model panicked: {what}"
-                ))));
+                let _ = job.reply.send(Err(BatchError::Panic(what.to_string())));
             }
         }
     }

@@ -52,7 +52,7 @@ pub fn install() -> PrometheusHandle {
                 .name("sentio-metrics-upkeep".into())
                 .spawn(move || {
                     loop {
-                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        std::thread::sleep(Duration::from_secs(5));
                         upkeep.run_upkeep();
                     }
                 })

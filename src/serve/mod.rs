@@ -36,7 +36,10 @@ fn tls_config(config: &ServeConfig) -> crate::Result<Option<tonic::transport::Se
         return Ok(None);
     };
     let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| crate::Error::Config(format!("{}: {e}", p.display())))
+        std::fs::read(p).map_err(|source| crate::Error::File {
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let mut tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
@@ -51,7 +54,7 @@ fn tls_config(config: &ServeConfig) -> crate::Result<Option<tonic::transport::Se
 /// pass. A `Model` converts into one; tests wrap the real model to inject faults.
 pub struct Engine {
     pub card: ModelCard,
-    pub device: String,
+    pub device: candle_core::DeviceLocation,
     pub inference: Arc<dyn Inference>,
 }
 
@@ -59,7 +62,7 @@ impl From<Model> for Engine {
     fn from(model: Model) -> Self {
         Self {
             card: model.card.clone(),
-            device: format!("{:?}", model.device()).to_lowercase(),
+            device: model.device().location(),
             inference: Arc::new(model),
         }
     }
@@ -113,7 +116,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| crate::Error::Config(format!("reflection: {e}")))?;
+        .map_err(|e| crate::Error::Server {
+            what: "reflection",
+            source: Box::new(e),
+        })?;
     let recognizer = authenticated(service, &config)?;
     // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
     let server_stop = CancellationToken::new();
@@ -141,7 +147,10 @@ pub async fn serve(
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     };
     tokio::select! {
-        result = server => result.map_err(|e| crate::Error::Config(format!("gRPC server: {e}")))?,
+        result = server => result.map_err(|e| crate::Error::Server {
+            what: "gRPC transport",
+            source: Box::new(e),
+        })?,
         _ = grace => tracing::info!("closing remaining connections"),
     }
     drain.abort();
@@ -265,9 +274,10 @@ fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Serve
             .max_connection_age_grace(config.drain_timeout());
     }
     if let Some(tls) = tls_config(config)? {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?;
+        builder = builder.tls_config(tls).map_err(|e| crate::Error::Server {
+            what: "TLS",
+            source: Box::new(e),
+        })?;
     }
     Ok(builder)
 }

@@ -1,8 +1,8 @@
 //! How a stream ends: the outcome metrics count, the reason its summary states, and the
 //! summary itself (the clip decision rule over every window of the stream).
 
-use super::session::scores;
 use crate::proto::StreamSummary;
+use crate::report::emotion_scores;
 
 /// How a stream ended, as `sentio_streams_total{outcome}` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl Summary {
             audio_ms,
             windows: self.0.windows(),
             speech_windows: self.0.speech_windows(),
-            mean_scores: scores(labels, &self.0.mean()),
+            mean_scores: emotion_scores(labels, &self.0.mean()),
             dominant_emotion,
             end_reason: end.text(),
             reason: end.proto() as i32,

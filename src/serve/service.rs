@@ -19,15 +19,17 @@ use crate::pipeline::{PreparedWindow, hop_granularity_ms};
 use crate::proto::emotion_recognizer_server::EmotionRecognizer;
 use crate::proto::{
     AudioEncoding, ClassifyRequest, ClassifyResponse, GetModelInfoRequest, ModelInfo,
-    StreamEmotionsRequest, StreamEmotionsResponse, WindowPrediction,
+    StreamEmotionsRequest, StreamEmotionsResponse,
 };
+use crate::report::classify_response;
+use candle_core::DeviceLocation;
 
 pub struct EmotionService {
     pub ctx: Arc<SessionContext>,
     pub streams: Arc<Semaphore>,
     pub tracker: TaskTracker,
     pub next_id: AtomicU64,
-    pub device: String,
+    pub device: DeviceLocation,
 }
 
 #[tonic::async_trait]
@@ -87,18 +89,11 @@ impl EmotionRecognizer for EmotionService {
         let results = self.predict_windows(&prepared).await?;
         let labels = &self.ctx.card.labels;
         let clip = aggregate(labels, results, audio_ms);
-        Ok(Response::new(ClassifyResponse {
-            emotion: clip.emotion.clone(),
-            confidence: clip.confidence,
-            scores: session::scores(labels, &clip.mean),
-            windows: clip
-                .windows
-                .iter()
-                .map(|w| window_message(labels, w))
-                .collect(),
-            audio_ms,
-            model_id: self.ctx.card.id.clone(),
-        }))
+        Ok(Response::new(classify_response(
+            labels,
+            &self.ctx.card.id,
+            &clip,
+        )))
     }
 
     async fn get_model_info(
@@ -118,7 +113,12 @@ impl EmotionRecognizer for EmotionService {
             hop_granularity_ms: hop_granularity_ms(card),
             version: env!("CARGO_PKG_VERSION").to_string(),
             metrics_json: card.metrics.to_string(),
-            device: self.device.clone(),
+            device: crate::model::device_name(self.device),
+            device_type: device_type(self.device) as i32,
+            device_ordinal: match self.device {
+                DeviceLocation::Cpu => 0,
+                DeviceLocation::Cuda { gpu_id } | DeviceLocation::Metal { gpu_id } => gpu_id as u32,
+            },
             license: card.license.clone(),
             training_data: card.training_data(),
         }))
@@ -179,7 +179,7 @@ impl EmotionService {
                 Some(r) => Some(
                     r.await
                         .map_err(|_| Status::internal("model worker stopped"))?
-                        .map_err(|e| counted(Status::internal(e.to_string())))?,
+                        .map_err(|e| counted(Status::internal(crate::error::chain(&e))))?,
                 ),
                 None => None,
             };
@@ -193,27 +193,9 @@ impl EmotionService {
     }
 }
 
-/// One window of a Classify answer.
-fn window_message(labels: &[String], w: &WindowResult) -> WindowPrediction {
-    WindowPrediction {
-        window_index: w.index,
-        start_ms: w.start_ms,
-        end_ms: w.end_ms,
-        scores: w
-            .probabilities
-            .as_deref()
-            .map(|p| session::scores(labels, p))
-            .unwrap_or_default(),
-        emotion: w.emotion.clone(),
-        confidence: w.confidence,
-        speech: w.speech,
-        latency_us: 0,
-    }
-}
-
 /// A Classify payload: a container file, or raw samples with their format.
 fn decode_request(request: ClassifyRequest) -> Result<DecodedAudio, Status> {
-    let invalid = |e: crate::Error| Status::invalid_argument(e.to_string());
+    let invalid = |e: crate::Error| Status::invalid_argument(crate::error::chain(&e));
     let format = match AudioEncoding::try_from(request.encoding) {
         Ok(AudioEncoding::Unspecified) => return decode_file(request.audio, None).map_err(invalid),
         Ok(AudioEncoding::PcmS16le) => SampleFormat::S16Le,
@@ -247,4 +229,13 @@ fn decode_request(request: ClassifyRequest) -> Result<DecodedAudio, Status> {
         samples,
         sample_rate: rate,
     })
+}
+
+fn device_type(device: DeviceLocation) -> crate::proto::ComputeDevice {
+    use crate::proto::ComputeDevice as D;
+    match device {
+        DeviceLocation::Cpu => D::Cpu,
+        DeviceLocation::Cuda { .. } => D::Cuda,
+        DeviceLocation::Metal { .. } => D::Metal,
+    }
 }

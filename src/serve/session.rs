@@ -22,9 +22,10 @@ use crate::classify::WindowResult;
 use crate::model::ModelCard;
 use crate::pipeline::{PreparedWindow, WindowPipeline};
 use crate::proto::{
-    EmotionScore, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted,
-    WindowPrediction, stream_emotions_request::Request, stream_emotions_response::Response,
+    StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted, WindowPrediction,
+    stream_emotions_request::Request, stream_emotions_response::Response,
 };
+use crate::report::window_prediction;
 
 /// What every session shares.
 pub struct SessionContext {
@@ -44,17 +45,6 @@ enum Pending {
 }
 
 /// Probabilities as the proto's label-probability pairs.
-pub(crate) fn scores(labels: &[String], probabilities: &[f32]) -> Vec<EmotionScore> {
-    labels
-        .iter()
-        .zip(probabilities)
-        .map(|(l, &p)| EmotionScore {
-            emotion: l.clone(),
-            probability: p,
-        })
-        .collect()
-}
-
 fn message(response: Response) -> Result<StreamEmotionsResponse, Status> {
     Ok(StreamEmotionsResponse {
         response: Some(response),
@@ -230,7 +220,12 @@ impl Session {
         self.decoder
             .decode(chunk, &mut self.samples)
             .and_then(|_| self.pipeline.push(&self.samples, &mut self.prepared))
-            .map_err(|e| Status::invalid_argument(format!("audio chunk rejected: {e}")))?;
+            .map_err(|e| {
+                Status::invalid_argument(format!(
+                    "audio chunk rejected: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
         metrics::audio_received(self.samples.len() as f64 / self.accepted.rate as f64);
         submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
         Ok(())
@@ -279,16 +274,22 @@ impl Session {
     }
 }
 
-/// The request stream broke. A message over the transport limit or one that is not valid
-/// protobuf is the caller's mistake and gets a clear status; anything else means the
-/// client went away, and there is no one left to tell.
+/// The request stream broke. A failure of the connection itself (an HTTP/2 or I/O error
+/// under the status, as tonic's streaming example recognises it) means the client went
+/// away and there is no one left to tell. Otherwise tonic's decoder rejected a message: one
+/// over the size limit (OUT_OF_RANGE) or one that is not valid protobuf (INTERNAL), which
+/// is the caller's mistake and gets a clear status.
 async fn inbound_failed(out: &Outbound, status: Status) -> Outcome {
+    if from_transport(&status) {
+        tracing::info!(%status, "client went away");
+        return Outcome::Cancelled;
+    }
     match status.code() {
-        tonic::Code::OutOfRange if status.message().contains("too large") => {
+        tonic::Code::OutOfRange => {
             let message = format!("message rejected: {}", status.message());
             fail(out, Status::resource_exhausted(message)).await
         }
-        tonic::Code::Internal if status.message().contains("decode") => {
+        tonic::Code::Internal => {
             let message = format!("malformed request: {}", status.message());
             fail(out, Status::invalid_argument(message)).await
         }
@@ -297,6 +298,18 @@ async fn inbound_failed(out: &Outbound, status: Status) -> Outcome {
             Outcome::Cancelled
         }
     }
+}
+
+/// Whether an HTTP/2 or I/O error is among the status's causes.
+fn from_transport(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if err.is::<h2::Error>() || err.is::<std::io::Error>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 async fn fail(out: &Outbound, status: Status) -> Outcome {
@@ -340,7 +353,7 @@ async fn next_ready(
         (Pending::Waiting(window, at, _), Some(Ok(Ok(p)))) => {
             Ok((WindowResult::new(labels, &window, Some(p)), at))
         }
-        (Pending::Waiting(..), Some(Ok(Err(e)))) => Err(e.to_string()),
+        (Pending::Waiting(..), Some(Ok(Err(e)))) => Err(crate::error::chain(&e)),
         (Pending::Waiting(..), _) => Err("the model worker stopped".into()),
     })
 }
@@ -364,26 +377,14 @@ async fn send_window(
             return false;
         }
     };
-    let labels = &ctx.card.labels;
-    let (emotion, confidence) = (window.emotion.clone(), window.confidence);
     summary.add(window.probabilities.as_deref());
-    metrics::window(&emotion);
+    metrics::window(&window.emotion);
     if window.probabilities.is_none() && !include_silence {
         return true;
     }
     let prediction = WindowPrediction {
-        window_index: window.index,
-        start_ms: window.start_ms,
-        end_ms: window.end_ms,
-        scores: window
-            .probabilities
-            .as_deref()
-            .map(|p| scores(labels, p))
-            .unwrap_or_default(),
-        emotion,
-        confidence,
-        speech: window.speech,
         latency_us: arrived.elapsed().as_micros() as u64,
+        ..window_prediction(&ctx.card.labels, &window)
     };
     let sent = out
         .send(message(Response::Prediction(prediction)))

@@ -9,11 +9,21 @@ impl From<Error> for Status {
         let code = match &err {
             Error::InvalidAudio(_)
             | Error::UnsupportedAudio(_)
+            | Error::Decode { .. }
             | Error::SampleRate { .. }
-            | Error::Config(_) => Code::InvalidArgument,
-            Error::Model(_) | Error::Io(_) => Code::Internal,
+            | Error::Resample(_)
+            | Error::Config(_)
+            | Error::ResamplerSetup { .. } => Code::InvalidArgument,
+            Error::Model(_)
+            | Error::Card(_)
+            | Error::Tensor(_)
+            | Error::WeightsMismatch(_)
+            | Error::Device { .. }
+            | Error::File { .. }
+            | Error::Server { .. }
+            | Error::Io(_) => Code::Internal,
         };
-        Status::new(code, err.to_string())
+        Status::new(code, crate::error::chain(&err))
     }
 }
 

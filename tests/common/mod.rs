@@ -1,7 +1,7 @@
 //! A real server on 127.0.0.1 with the shipped model, and a client for it.
 #![allow(dead_code)]
 
-pub mod process;
+pub(crate) mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use sentio::serve::{Engine, ServeConfig};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -26,13 +26,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+    pub(crate) async fn start(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let model = Model::default_model(&candle_core::Device::Cpu).unwrap();
         Self::start_engine(model.into(), tweak).await
     }
 
     /// A server running its windows through `engine` (the real model, possibly wrapped).
-    pub async fn start_engine(engine: Engine, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+    pub(crate) async fn start_engine(engine: Engine, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::defaults();
         tweak(&mut config);
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,26 +56,36 @@ impl TestServer {
         }
     }
 
-    pub async fn client(&self) -> EmotionRecognizerClient<Channel> {
+    pub(crate) async fn client(&self) -> EmotionRecognizerClient<Channel> {
         EmotionRecognizerClient::connect(format!("http://{}", self.addr))
             .await
             .unwrap()
     }
 
+    /// A client of the standard gRPC health service on the same port.
+    pub(crate) async fn health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+    }
+
     /// What SIGTERM does: starts the drain.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
 
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         scrape_metrics(self.metrics_addr).await
     }
 }
 
 /// The body of a server's Prometheus /metrics page.
-pub async fn scrape_metrics(addr: SocketAddr) -> String {
+pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket
@@ -87,19 +97,19 @@ pub async fn scrape_metrics(addr: SocketAddr) -> String {
     body
 }
 
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
 /// The long speech fixture as s16le bytes at 16 kHz.
-pub fn speech_bytes() -> Vec<u8> {
+pub(crate) fn speech_bytes() -> Vec<u8> {
     let audio = sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap();
     encode(&audio.samples, SampleFormat::S16Le)
 }
 
-pub fn config(encoding: AudioEncoding, rate: u32) -> StreamConfig {
+pub(crate) fn config(encoding: AudioEncoding, rate: u32) -> StreamConfig {
     StreamConfig {
         encoding: encoding as i32,
         sample_rate_hz: rate,
@@ -108,7 +118,11 @@ pub fn config(encoding: AudioEncoding, rate: u32) -> StreamConfig {
     }
 }
 
-pub fn requests(config: StreamConfig, audio: &[u8], chunk: usize) -> Vec<StreamEmotionsRequest> {
+pub(crate) fn requests(
+    config: StreamConfig,
+    audio: &[u8],
+    chunk: usize,
+) -> Vec<StreamEmotionsRequest> {
     let mut out = vec![StreamEmotionsRequest {
         request: Some(Request::Config(config)),
     }];
@@ -120,14 +134,14 @@ pub fn requests(config: StreamConfig, audio: &[u8], chunk: usize) -> Vec<StreamE
 
 /// Everything a stream returned, or the status that ended it.
 #[derive(Debug, Default)]
-pub struct StreamResult {
+pub(crate) struct StreamResult {
     pub started: bool,
     pub predictions: Vec<WindowPrediction>,
     pub summary: Option<StreamSummary>,
     pub status: Option<tonic::Status>,
 }
 
-pub async fn run_stream(
+pub(crate) async fn run_stream(
     client: &mut EmotionRecognizerClient<Channel>,
     requests: Vec<StreamEmotionsRequest>,
 ) -> StreamResult {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sentio::proto::emotion_recognizer_client::EmotionRecognizerClient;
 use tonic::transport::Channel;
 
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
@@ -24,12 +24,12 @@ fn free_port() -> SocketAddr {
 
 impl ServerProcess {
     /// Starts `sentio serve` with extra flags and waits until it answers.
-    pub async fn start(extra: &[&str]) -> Self {
+    pub(crate) async fn start(extra: &[&str]) -> Self {
         Self::start_with_env(extra, &[]).await
     }
 
     /// [`Self::start`] with extra environment variables.
-    pub async fn start_with_env(extra: &[&str], vars: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start_with_env(extra: &[&str], vars: &[(&str, &str)]) -> Self {
         let (addr, metrics_addr) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_sentio"))
             .envs(vars.iter().copied())
@@ -61,16 +61,16 @@ impl ServerProcess {
     }
 
     /// A client on a connection of its own.
-    pub async fn client(&self) -> EmotionRecognizerClient<Channel> {
+    pub(crate) async fn client(&self) -> EmotionRecognizerClient<Channel> {
         self.try_client().await.expect("connecting")
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Resident memory, in bytes.
-    pub fn rss_bytes(&self) -> u64 {
+    pub(crate) fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let kb: u64 = status
             .lines()
@@ -80,7 +80,7 @@ impl ServerProcess {
         kb * 1024
     }
 
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
@@ -90,7 +90,7 @@ impl ServerProcess {
     }
 
     /// One value from /metrics (0 when absent).
-    pub async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         let body = super::scrape_metrics(self.metrics_addr).await;
         body.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -98,7 +98,10 @@ impl ServerProcess {
     }
 
     /// Waits for the process to exit; its status, or None after `timeout`.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -4,6 +4,7 @@
 //! overall and per interval (with the server's resident memory when its pid is given).
 
 mod plot;
+mod report;
 mod stream;
 
 use std::collections::BTreeMap;
@@ -15,13 +16,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sentio::audio::{SampleFormat, decode_path, pcm::encode};
-use serde_json::{Value, json};
 
 use plot::Series;
+use report::{Percentiles, RampLine, RampResult, RssMib, StepReport, TimelinePoint};
 use stream::{StreamPlan, one_stream};
 
 #[derive(Args, Clone)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Concurrent streams (the first step with --ramp).
     #[arg(long, default_value_t = 100)]
     pub streams: usize,
@@ -64,7 +65,7 @@ pub struct BenchArgs {
 
 /// What the streams report while they run.
 #[derive(Default)]
-pub struct Live {
+pub(crate) struct Live {
     inner: Mutex<Tally>,
 }
 
@@ -99,19 +100,6 @@ impl Live {
     }
 }
 
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1000.0
-}
-
-fn percentiles(mut us: Vec<u64>) -> Value {
-    us.sort_unstable();
-    json!({"p50": percentile(&us, 0.50), "p90": percentile(&us, 0.90), "p99": percentile(&us, 0.99), "max": percentile(&us, 1.0)})
-}
-
 /// Resident memory of a process, MiB (Linux /proc).
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -126,7 +114,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
     let audio = decode_path(&args.file)?;
     let bytes = Arc::new(encode(&audio.samples, SampleFormat::S16Le));
     // Callers start at random moments, so their windows complete spread over the model's
@@ -145,13 +133,12 @@ pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow:
     let mut steps = Vec::new();
     loop {
         let report = run_step(conn, &args, n, hop_ms, audio.sample_rate, bytes.clone()).await?;
-        let held = report["windows"].as_u64().is_some_and(|w| w > 0)
-            && report["lost_windows"].as_u64() == Some(0)
-            && report["errors"].as_object().is_some_and(|e| e.is_empty())
-            && report["latency_ms"]["p99"]
-                .as_f64()
-                .is_some_and(|p| p <= args.target_p99_ms);
-        print_step(&args, &report);
+        let held = report.held(args.target_p99_ms);
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{}", report.text());
+        }
         steps.push(report);
         if !args.ramp || !held {
             break;
@@ -160,10 +147,11 @@ pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow:
         n += step;
     }
     if args.ramp {
-        println!(
-            "{}",
-            json!({"ramp_result": {"largest_streams_held": best, "target_p99_ms": args.target_p99_ms}})
-        );
+        let ramp_result = RampResult {
+            largest_streams_held: best,
+            target_p99_ms: args.target_p99_ms,
+        };
+        println!("{}", serde_json::to_string(&RampLine { ramp_result })?);
     }
     if let Some(path) = &args.plot {
         if args.ramp {
@@ -176,29 +164,6 @@ pub async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow:
     Ok(())
 }
 
-fn print_step(args: &BenchArgs, report: &Value) {
-    if args.json {
-        println!("{report}");
-        return;
-    }
-    let l = &report["latency_ms"];
-    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    println!(
-        "{:>6} streams: {} windows ({:.0}/s, {:.1} audio s/s), lost {}, errors {}, latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}, server RSS {} MiB",
-        report["streams"],
-        report["windows"],
-        f(&report["windows_per_second"]),
-        f(&report["audio_seconds_per_second"]),
-        report["lost_windows"],
-        report["errors"],
-        f(&l["p50"]),
-        f(&l["p90"]),
-        f(&l["p99"]),
-        f(&l["max"]),
-        report["server_rss_mib"]["end"]
-    );
-}
-
 async fn run_step(
     conn: &crate::connect::ConnectArgs,
     args: &BenchArgs,
@@ -206,7 +171,7 @@ async fn run_step(
     hop_ms: u64,
     rate: u32,
     bytes: Arc<Vec<u8>>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<StepReport> {
     let connections = streams.div_ceil(args.streams_per_connection.max(1));
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -248,20 +213,23 @@ async fn run_step(
     let elapsed = started.elapsed().as_secs_f64();
     let mut t = live.inner.lock().expect("lock");
     let latencies = std::mem::take(&mut t.latencies_us);
-    Ok(json!({
-        "streams": streams,
-        "connections": connections,
-        "paced": !args.no_pace,
-        "duration_s": elapsed,
-        "windows": t.windows,
-        "lost_windows": t.expected.saturating_sub(t.windows),
-        "errors": t.errors,
-        "windows_per_second": t.windows as f64 / elapsed,
-        "audio_seconds_per_second": t.audio_ms as f64 / 1000.0 / elapsed,
-        "latency_ms": percentiles(latencies),
-        "server_rss_mib": {"before": rss_before, "end": args.server_pid.and_then(rss_mib)},
-        "timeline": timeline,
-    }))
+    Ok(StepReport {
+        streams,
+        connections,
+        paced: !args.no_pace,
+        duration_s: elapsed,
+        windows: t.windows,
+        lost_windows: t.expected.saturating_sub(t.windows),
+        errors: std::mem::take(&mut t.errors),
+        windows_per_second: t.windows as f64 / elapsed,
+        audio_seconds_per_second: t.audio_ms as f64 / 1000.0 / elapsed,
+        latency_ms: Percentiles::of(latencies),
+        server_rss_mib: RssMib {
+            before: rss_before,
+            end: args.server_pid.and_then(rss_mib),
+        },
+        timeline,
+    })
 }
 
 /// Until the deadline: one timeline point per `--interval` (window rate, latency
@@ -272,7 +240,7 @@ async fn watch(
     bar: &ProgressBar,
     started: Instant,
     deadline: Instant,
-) -> Vec<Value> {
+) -> Vec<TimelinePoint> {
     let mut timeline = Vec::new();
     let interval = Duration::from_secs(args.interval.max(1));
     let mut next_point = started + interval;
@@ -287,15 +255,15 @@ async fn watch(
             let mut t = live.inner.lock().expect("lock");
             (std::mem::take(&mut t.recent_us), t.windows)
         };
-        let point = json!({
-            "t_s": started.elapsed().as_secs_f64(),
-            "windows_per_second": (windows - windows_before) as f64 / interval.as_secs_f64(),
-            "latency_ms": percentiles(recent),
-            "server_rss_mib": args.server_pid.and_then(rss_mib),
-        });
+        let point = TimelinePoint {
+            t_s: started.elapsed().as_secs_f64(),
+            windows_per_second: (windows - windows_before) as f64 / interval.as_secs_f64(),
+            latency_ms: Percentiles::of(recent),
+            server_rss_mib: args.server_pid.and_then(rss_mib),
+        };
         bar.set_message(format!(
-            "p99 {} ms, {} windows",
-            point["latency_ms"]["p99"], windows
+            "p99 {:.1} ms, {} windows",
+            point.latency_ms.p99, windows
         ));
         windows_before = windows;
         timeline.push(point);
@@ -304,24 +272,19 @@ async fn watch(
     timeline
 }
 
-fn plot_ramp(path: &std::path::Path, steps: &[Value], target: f64) -> anyhow::Result<()> {
-    let line = |name, key: &str, color| Series {
+fn plot_ramp(path: &std::path::Path, steps: &[StepReport], target: f64) -> anyhow::Result<()> {
+    let line = |name, pick: fn(&Percentiles) -> f64, color| Series {
         name,
         points: steps
             .iter()
-            .map(|s| {
-                (
-                    s["streams"].as_f64().unwrap_or(0.0),
-                    s["latency_ms"][key].as_f64().unwrap_or(0.0),
-                )
-            })
+            .map(|s| (s.streams as f64, pick(&s.latency_ms)))
             .collect(),
         color,
     };
     let series = [
-        line("p50", "p50", plot::GREEN_),
-        line("p90", "p90", plot::BLUE_),
-        line("p99", "p99", plot::ORANGE_),
+        line("p50", |l| l.p50, plot::GREEN_),
+        line("p90", |l| l.p90, plot::BLUE_),
+        line("p99", |l| l.p99, plot::ORANGE_),
     ];
     plot::lines(
         path,
@@ -333,29 +296,24 @@ fn plot_ramp(path: &std::path::Path, steps: &[Value], target: f64) -> anyhow::Re
     )
 }
 
-fn plot_timeline(path: &std::path::Path, step: &Value) -> anyhow::Result<()> {
-    let empty = Vec::new();
-    let points = step["timeline"].as_array().unwrap_or(&empty);
-    let series = |name, pick: &dyn Fn(&Value) -> Option<f64>, color| Series {
+fn plot_timeline(path: &std::path::Path, step: &StepReport) -> anyhow::Result<()> {
+    let series = |name, pick: &dyn Fn(&TimelinePoint) -> Option<f64>, color| Series {
         name,
-        points: points
+        points: step
+            .timeline
             .iter()
-            .filter_map(|p| Some((p["t_s"].as_f64()? / 60.0, pick(p)?)))
+            .filter_map(|p| Some((p.t_s / 60.0, pick(p)?)))
             .collect(),
         color,
     };
     let latency = [
-        series("p50", &|p| p["latency_ms"]["p50"].as_f64(), plot::GREEN_),
-        series("p99", &|p| p["latency_ms"]["p99"].as_f64(), plot::ORANGE_),
+        series("p50", &|p| Some(p.latency_ms.p50), plot::GREEN_),
+        series("p99", &|p| Some(p.latency_ms.p99), plot::ORANGE_),
     ];
-    let memory = [series(
-        "server RSS",
-        &|p| p["server_rss_mib"].as_f64(),
-        plot::RED_,
-    )];
+    let memory = [series("server RSS", &|p| p.server_rss_mib, plot::RED_)];
     let title = format!(
         "{} real-time streams: latency and server memory over time",
-        step["streams"]
+        step.streams
     );
     plot::lines(
         path,

@@ -12,19 +12,19 @@ fn ensure_font() -> Result<()> {
 }
 
 /// One line of a chart.
-pub struct Series<'a> {
+pub(super) struct Series<'a> {
     pub name: &'a str,
     pub points: Vec<(f64, f64)>,
     pub color: RGBColor,
 }
 
-pub const BLUE_: RGBColor = RGBColor(31, 119, 180);
-pub const ORANGE_: RGBColor = RGBColor(255, 127, 14);
-pub const RED_: RGBColor = RGBColor(214, 39, 40);
-pub const GREEN_: RGBColor = RGBColor(44, 160, 44);
+pub(super) const BLUE_: RGBColor = RGBColor(31, 119, 180);
+pub(super) const ORANGE_: RGBColor = RGBColor(255, 127, 14);
+pub(super) const RED_: RGBColor = RGBColor(214, 39, 40);
+pub(super) const GREEN_: RGBColor = RGBColor(44, 160, 44);
 
 /// A line chart of `left` series on the left axis and optional `right` ones on a second.
-pub fn lines(
+pub(super) fn lines(
     path: &Path,
     title: &str,
     x_label: &str,

@@ -15,7 +15,7 @@ use super::Live;
 
 /// What one stream does.
 #[derive(Clone)]
-pub struct StreamPlan {
+pub(super) struct StreamPlan {
     pub rate: u32,
     pub bytes: Arc<Vec<u8>>,
     pub chunk_ms: u64,
@@ -44,7 +44,11 @@ impl SentLog {
     }
 }
 
-pub async fn one_stream(mut client: crate::connect::Client, plan: StreamPlan, live: Arc<Live>) {
+pub(super) async fn one_stream(
+    mut client: crate::connect::Client,
+    plan: StreamPlan,
+    live: Arc<Live>,
+) {
     tokio::time::sleep(plan.offset).await;
     let sent_at: Arc<std::sync::Mutex<SentLog>> = Arc::default();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
