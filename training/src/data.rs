@@ -38,9 +38,43 @@ impl Dataset {
         }
     }
 
-    fn from_name(name: &str) -> Option<Dataset> {
+    /// The corpus' licence, as a model card cites it.
+    pub fn license(self) -> &'static str {
+        match self {
+            Dataset::Ravdess => "CC BY-NC-SA 4.0",
+            Dataset::Crema => "ODbL 1.0/DbCL 1.0",
+            Dataset::Tess => "CC BY-NC-ND 4.0",
+            Dataset::Savee => "research use",
+        }
+    }
+
+    /// Whether weights trained on it may be used commercially (see NOTICE).
+    pub fn allows_commercial_use(self) -> bool {
+        self == Dataset::Crema
+    }
+
+    pub fn from_name(name: &str) -> Option<Dataset> {
         Dataset::ALL.into_iter().find(|d| d.name() == name)
     }
+}
+
+/// The licence of weights trained on `datasets`: they follow their training data (NOTICE).
+/// Any non-commercial corpus makes the weights non-commercial, under the share-alike terms
+/// of RAVDESS, the most permissive compatible with every source.
+pub fn weights_license(datasets: &std::collections::BTreeSet<Dataset>) -> String {
+    let sources: Vec<String> = datasets
+        .iter()
+        .map(|d| format!("{} {}", d.name(), d.license()))
+        .collect();
+    let weights = if datasets.iter().all(|d| d.allows_commercial_use()) {
+        "ODbL 1.0/DbCL 1.0, commercial use allowed with attribution"
+    } else {
+        "CC BY-NC-SA 4.0"
+    };
+    format!(
+        "{weights} (weights trained on {}); code Apache-2.0",
+        sources.join(", ")
+    )
 }
 
 /// One labelled recording.

@@ -169,3 +169,18 @@ fn real_corpus_counts() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn weights_follow_the_licences_of_their_training_data() {
+    let all: std::collections::BTreeSet<Dataset> = Dataset::ALL.into_iter().collect();
+    // The shipped default model's card states exactly this.
+    let default_card: serde_json::Value =
+        serde_json::from_str(include_str!("../../models/default/model.json")).unwrap();
+    assert_eq!(weights_license(&all), default_card["license"]);
+    let crema = weights_license(&[Crema].into_iter().collect());
+    assert!(
+        crema.starts_with("ODbL 1.0/DbCL 1.0, commercial use allowed"),
+        "{crema}"
+    );
+    assert!(weights_license(&[Crema, Savee].into_iter().collect()).starts_with("CC BY-NC-SA"));
+}

@@ -22,7 +22,7 @@ pub fn predict_clips(
         items.extend(clip.windows.iter().map(|w| (c, w)));
     }
     items.sort_by_key(|(_, w)| w.frames);
-    let mut sums = vec![vec![0.0f32; LABELS.len()]; clips.len()];
+    let mut sums = vec![Vec::new(); clips.len()];
     let mut counts = vec![0usize; clips.len()];
     for group in items.chunk_by(|a, b| a.1.frames == b.1.frames) {
         for batch in group.chunks(256) {
@@ -41,6 +41,7 @@ pub fn predict_clips(
             let probs =
                 candle_nn::ops::softmax_last_dim(&net.forward_t(&x, false)?)?.to_vec2::<f32>()?;
             for ((c, _), p) in batch.iter().zip(probs) {
+                sums[*c].resize(p.len(), 0.0);
                 sums[*c].iter_mut().zip(&p).for_each(|(s, v)| *s += v);
                 counts[*c] += 1;
             }

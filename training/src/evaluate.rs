@@ -137,7 +137,8 @@ pub fn evaluate(
             result
         })
         .collect::<Result<_>>()?;
-    let uniform = vec![1.0 / LABELS.len() as f32; model.card.labels.len()];
+    let classes = model.card.labels.len();
+    let uniform = in_all_labels(&model.card.labels, &vec![1.0 / classes as f32; classes]);
     Ok(conditions
         .iter()
         .enumerate()
@@ -145,7 +146,10 @@ pub fn evaluate(
             let silent = per_clip.iter().filter(|c| c[i].is_none()).count();
             let probabilities = per_clip
                 .iter()
-                .map(|c| c[i].clone().unwrap_or_else(|| uniform.clone()))
+                .map(|c| match &c[i] {
+                    Some(p) => in_all_labels(&model.card.labels, p),
+                    None => uniform.clone(),
+                })
                 .collect();
             Decisions {
                 condition,
@@ -154,6 +158,18 @@ pub fn evaluate(
             }
         })
         .collect())
+}
+
+/// A distribution over a model's labels, spread over all of [`LABELS`] (0 for a label the
+/// model lacks), so that models with fewer classes are scored in the same tables.
+fn in_all_labels(model_labels: &[String], probabilities: &[f32]) -> Vec<f32> {
+    let mut all = vec![0.0; LABELS.len()];
+    for (label, &p) in model_labels.iter().zip(probabilities) {
+        if let Some(i) = LABELS.iter().position(|l| l == label) {
+            all[i] = p;
+        }
+    }
+    all
 }
 
 /// Clips of `dataset`, or all clips for `None`.

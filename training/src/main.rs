@@ -9,26 +9,21 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use sentio::model::{Architecture, Recipe};
-use sentio_train::data::{Clip, Dataset, SpeakerSplit, scan};
+use sentio::model::{Architecture, LABELS, ModelCard, Recipe};
+use sentio_train::data::{Clip, Dataset, SpeakerSplit, scan, weights_license};
 use sentio_train::protocol::{self, Partition, Protocol};
 use sentio_train::run::{evaluate_dir, new_card, report_and_record, train_partition};
 use sentio_train::train::TrainConfig;
 
-/// Weights follow their training data's licences (see NOTICE).
-const LICENSE: &str = "CC BY-NC-SA 4.0 (weights trained on RAVDESS CC BY-NC-SA 4.0, CREMA-D ODbL 1.0/DbCL 1.0, TESS CC BY-NC-ND 4.0, SAVEE research use); code Apache-2.0";
-
+/// Train and evaluate Sentio's speech-emotion models.
 #[derive(Parser, Debug)]
-#[command(
-    name = "sentio-train",
-    version,
-    about = "Train and evaluate Sentio's speech-emotion models"
-)]
+#[command(version)]
 struct Args {
     /// A folder holding RAVDESS/, CREMA-D/, TESS/ and SAVEE/ (as ../shared/data/ser does).
     #[arg(long)]
@@ -67,11 +62,16 @@ struct Args {
     /// Run only these partitions of a multi-partition protocol (1-based), e.g. `--only 2,4`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<usize>,
+    /// The classes to train (a subset of the eight, e.g. CREMA-D's six); clips of other
+    /// classes are left out.
+    #[arg(long, value_delimiter = ',', default_values_t = LABELS.map(String::from))]
+    labels: Vec<String>,
     /// Where model directories (each with its EVAL.md) and protocol summaries go.
     #[arg(long, default_value = "models")]
     out: PathBuf,
-    /// Score this model directory on the fixed split's test speakers instead of training;
-    /// the report goes to DIR/EVAL.md.
+    /// Score this model directory instead of training, on the fixed split's test speakers of
+    /// the corpora it was trained on and every clip of the others given (unseen corpora),
+    /// in the classes it knows; the report goes to DIR/EVAL.md.
     #[arg(long)]
     evaluate: Option<PathBuf>,
     /// Assemble these trained model directories into one ensemble model in `--out` (the
@@ -147,7 +147,12 @@ impl Args {
                 found.skipped,
                 dir.display()
             );
-            clips.extend(found.clips);
+            clips.extend(
+                found
+                    .clips
+                    .into_iter()
+                    .filter(|c| self.labels.iter().any(|l| l == LABELS[c.label])),
+            );
         }
         anyhow::ensure!(
             !clips.is_empty(),
@@ -164,22 +169,42 @@ fn main() -> Result<()> {
         eprintln!("wrote {}", args.out.display());
         return Ok(());
     }
+    if let Some(unknown) = args.labels.iter().find(|l| !LABELS.contains(&l.as_str())) {
+        anyhow::bail!("--labels: {unknown} is not one of {}", LABELS.join(", "));
+    }
     let device = sentio::model::parse_device(&args.device)?;
     let started = Instant::now();
     let clips = args.clips()?;
     let split = SpeakerSplit::embedded();
     let fixed = protocol::limit(protocol::fixed(&clips, &split), args.limit);
     if let Some(dir) = &args.evaluate {
-        let (clips, who, file) = match args.evaluate_on {
-            EvaluateOn::Test => (&fixed.test, "Test", "EVAL.md"),
-            EvaluateOn::Val => (&fixed.val, "Validation", "EVAL-validation.md"),
+        let card = ModelCard::from_json(&std::fs::read_to_string(dir.join("model.json"))?)?;
+        let seen: BTreeSet<String> = card.training_data().into_iter().collect();
+        let known = |c: &Clip| card.labels.iter().any(|l| l == LABELS[c.label]);
+        let unseen = |c: &Clip| !seen.is_empty() && !seen.contains(c.dataset.name());
+        let (clips, who, file): (Vec<Clip>, _, _) = match args.evaluate_on {
+            EvaluateOn::Test => (
+                (fixed.test.iter().filter(|c| !unseen(c)))
+                    .chain(clips.iter().filter(|c| unseen(c)))
+                    .filter(|c| known(c))
+                    .cloned()
+                    .collect(),
+                "Test speakers of the corpora it was trained on, and every clip of the others,",
+                "EVAL.md",
+            ),
+            EvaluateOn::Val => (
+                fixed.val.iter().filter(|c| known(c)).cloned().collect(),
+                "Validation speakers",
+                "EVAL-validation.md",
+            ),
         };
+        let clips = &clips;
         let (model, decisions) = evaluate_dir(dir, clips, &device)?;
         // Only test figures go into the card's metrics.
         let tables =
             report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
         let text = format!(
-            "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} speakers of `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
+            "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} by `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
             model.card.id,
             command_line(),
             started.elapsed().as_secs_f64() / 60.0,
@@ -209,7 +234,12 @@ fn main() -> Result<()> {
             let dir = args.out.join(
                 format!("{}-{:?}-{}", architecture.name(), args.protocol, i + 1).to_lowercase(),
             );
-            let card = new_card(architecture.clone(), LICENSE);
+            let corpora = partition.train.iter().map(|c| c.dataset).collect();
+            let card = new_card(
+                architecture.clone(),
+                &weights_license(&corpora),
+                &args.labels,
+            );
             let outcome = train_partition(card, &config, &partition, &device, &dir)?;
             let (_, decisions) = evaluate_dir(&dir, &partition.test, &device)?;
             let tables = report_and_record(&dir, &partition.test, &decisions, true)?;

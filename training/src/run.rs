@@ -1,6 +1,7 @@
 //! One training run on one partition, and the evaluation of a saved model directory: the
 //! steps every protocol of `sentio-train` is made of.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use sentio::model::{Architecture, LABELS, Model, ModelCard, Normalization, Recip
 use crate::cache::{CachedClip, prepare};
 use crate::data::{Clip, Dataset};
 use crate::eval::Summary;
-use crate::evaluate::{Condition, Decisions, evaluate, of_dataset};
+use crate::evaluate::{Condition, Decisions, evaluate};
 use crate::protocol::Partition;
 use crate::report::{confusion_png, confusion_table, summary_table};
 use crate::train::{TrainConfig, TrainSet, Trained, train};
@@ -27,7 +28,7 @@ pub struct RunOutcome {
 }
 
 /// The card of a fresh model of `architecture`, before training fills its statistics.
-pub fn new_card(architecture: Architecture, license: &str) -> ModelCard {
+pub fn new_card(architecture: Architecture, license: &str, labels: &[String]) -> ModelCard {
     let features = architecture.spec().default_features();
     ModelCard {
         id: format!(
@@ -35,7 +36,7 @@ pub fn new_card(architecture: Architecture, license: &str) -> ModelCard {
             architecture.name(),
             env!("CARGO_PKG_VERSION")
         ),
-        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        labels: labels.to_vec(),
         features,
         window_ms: 2000,
         hop_ms: 1000,
@@ -88,11 +89,11 @@ pub fn train_partition(
     );
     card.normalization = normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
     let train_set = TrainSet {
-        labels: partition.train.iter().map(|c| c.label).collect(),
+        labels: output_indices(&card, &partition.train)?,
         variants: train_cache.iter().map(|v| v.as_slice()).collect(),
     };
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
-    let val_labels: Vec<usize> = partition.val.iter().map(|c| c.label).collect();
+    let val_labels = output_indices(&card, &partition.val)?;
     let train_started = Instant::now();
     let Trained {
         varmap, history, ..
@@ -109,7 +110,7 @@ pub fn train_partition(
     let best_val_uar = history.iter().map(|h| h.1).fold(0.0, f64::max);
     card.metrics = serde_json::json!({ "validation_uar": best_val_uar });
     card.training = serde_json::json!({
-        "data": partition.train.iter().map(|c| c.dataset.name()).collect::<std::collections::BTreeSet<_>>(),
+        "data": partition.train.iter().map(|c| c.dataset.name()).collect::<BTreeSet<_>>(),
         "partition": partition.name,
         "train_clips": partition.train.len(), "validation_clips": partition.val.len(), "test_clips": partition.test.len(),
         "config": config, "history": history, "minutes": train_minutes,
@@ -126,6 +127,22 @@ pub fn train_partition(
         train_minutes,
         history,
     })
+}
+
+/// Each clip's label as an index among the card's labels (the network's outputs).
+fn output_indices(card: &ModelCard, clips: &[Clip]) -> Result<Vec<usize>> {
+    clips
+        .iter()
+        .map(|c| {
+            let label = LABELS[c.label];
+            card.labels.iter().position(|l| l == label).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is labelled {label}, not a label of the model",
+                    c.path.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// A saved model's clip decisions on `clips` in every condition, through the server path.
@@ -160,17 +177,11 @@ pub fn report_and_record(
     let mut confusions = String::new();
     let card_path = dir.join("model.json");
     let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card_path)?)?;
-    let sets: Vec<(String, Option<Dataset>)> = std::iter::once(("all speakers".to_string(), None))
-        .chain(
-            Dataset::ALL
-                .into_iter()
-                .map(|d| (d.name().to_string(), Some(d))),
-        )
-        .collect();
+    let sets = evaluated_sets(&ModelCard::from_json(&card.to_string())?, clips);
     for d in decisions {
         let condition = d.condition.name();
-        for (name, dataset) in &sets {
-            let confusion = d.confusion(clips, of_dataset(*dataset));
+        for (name, set) in &sets {
+            let confusion = d.confusion(clips, |c| set.contains(c));
             if confusion.total() == 0 {
                 continue;
             }
@@ -179,7 +190,7 @@ pub fn report_and_record(
                 format!("{name}, {condition}"),
                 Summary::of(&confusion.calm_as_neutral()),
             ));
-            if dataset.is_none() {
+            if matches!(set, Set::Headline(_)) {
                 card["metrics"][format!("test_{}", d.condition.slug())] =
                     serde_json::to_value(Summary::of(&confusion))?;
                 card["metrics"][format!("test_{}_7class", d.condition.slug())] =
@@ -197,7 +208,7 @@ pub fn report_and_record(
                     d.silent,
                     confusion_table(&confusion)
                 ));
-            } else if d.condition == Condition::Clean {
+            } else if d.condition == Condition::Clean && matches!(set, Set::Corpus(..)) {
                 confusions.push_str(&format!(
                     "{name}, clean:\n\n{}\n",
                     confusion_table(&confusion)
@@ -213,6 +224,55 @@ pub fn report_and_record(
         summary_table(&rows),
         summary_table(&rows7)
     ))
+}
+
+/// A row of `EVAL.md`'s tables: which test clips it scores.
+#[derive(Clone, Debug, PartialEq)]
+enum Set {
+    /// Clips of these corpora (those the model was trained on, or all): the card's metrics.
+    Headline(BTreeSet<Dataset>),
+    /// Clips of corpora the model never heard.
+    Unseen(BTreeSet<Dataset>),
+    Corpus(Dataset),
+}
+
+impl Set {
+    fn contains(&self, clip: &Clip) -> bool {
+        match self {
+            Set::Headline(seen) => seen.contains(&clip.dataset),
+            Set::Unseen(seen) => !seen.contains(&clip.dataset),
+            Set::Corpus(d) => clip.dataset == *d,
+        }
+    }
+}
+
+/// The rows: all speakers (or, when the clips mix corpora the model was trained on with
+/// others, the seen ones, then the unseen ones), then each corpus.
+fn evaluated_sets(card: &ModelCard, clips: &[Clip]) -> Vec<(String, Set)> {
+    let trained = card.training_data();
+    let was_trained = |d: Dataset| trained.iter().any(|t| t == d.name());
+    let mixed = clips.iter().any(|c| was_trained(c.dataset))
+        && clips.iter().any(|c| !was_trained(c.dataset));
+    let seen: BTreeSet<Dataset> = Dataset::ALL
+        .into_iter()
+        .filter(|&d| !mixed || was_trained(d))
+        .collect();
+    let mut sets = Vec::new();
+    if mixed {
+        sets.push((
+            "seen corpora, new speakers".into(),
+            Set::Headline(seen.clone()),
+        ));
+        sets.push(("unseen corpora".into(), Set::Unseen(seen)));
+    } else {
+        sets.push(("all speakers".into(), Set::Headline(seen)));
+    }
+    sets.extend(
+        Dataset::ALL
+            .into_iter()
+            .map(|d| (d.name().to_string(), Set::Corpus(d))),
+    );
+    sets
 }
 
 fn write_history(dir: &Path, history: &[(f64, f64)]) -> Result<()> {

@@ -29,6 +29,7 @@ pub struct TrainConfig {
 
 /// The training set as the loops see it: per clip, its label and cached variants.
 pub struct TrainSet<'a> {
+    /// Per clip, the index of its label in the card's `labels` (the network's outputs).
     pub labels: Vec<usize>,
     pub variants: Vec<&'a [CachedClip]>,
 }
@@ -62,18 +63,18 @@ pub fn init_vars(varmap: &VarMap, seed: u64) -> Result<()> {
 
 /// Inverse-frequency class weights, square-rooted (full inverse frequency over-fits the
 /// rare calm and surprise clips of one corpus), normalized to mean 1 over present classes.
-pub fn class_weights(labels: &[usize]) -> [f32; 8] {
-    let mut counts = [0usize; 8];
+pub fn class_weights(labels: &[usize], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
     labels.iter().for_each(|&l| counts[l] += 1);
     let present = counts.iter().filter(|&&c| c > 0).count().max(1);
-    let mut w = [0.0f32; 8];
-    for c in 0..8 {
+    let mut w = vec![0.0f32; classes];
+    for c in 0..classes {
         if counts[c] > 0 {
             w[c] = (labels.len() as f32 / (present as f32 * counts[c] as f32)).sqrt();
         }
     }
     let mean = w.iter().sum::<f32>() / present as f32;
-    w.map(|v| v / mean)
+    w.into_iter().map(|v| v / mean).collect()
 }
 
 /// Weighted cross-entropy against soft targets (mixup), averaged by target weight.
@@ -89,13 +90,13 @@ fn soft_cross_entropy(
     Ok(loss)
 }
 
-fn one_hot(labels: &[usize], device: &Device) -> candle_core::Result<Tensor> {
-    let mut v = vec![0.0f32; labels.len() * 8];
+fn one_hot(labels: &[usize], classes: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mut v = vec![0.0f32; labels.len() * classes];
     labels
         .iter()
         .enumerate()
-        .for_each(|(i, &l)| v[i * 8 + l] = 1.0);
-    Tensor::from_vec(v, (labels.len(), 8), device)
+        .for_each(|(i, &l)| v[i * classes + l] = 1.0);
+    Tensor::from_vec(v, (labels.len(), classes), device)
 }
 
 /// A trained network with the weights of its best validation epoch.
@@ -137,9 +138,15 @@ pub fn train(
         .build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     init_vars(&varmap, config.seed)?;
     net.set_dropout_seed(config.seed);
-    let mut weights = class_weights(&train_set.labels);
-    if recipe.cap_calm_weight {
-        weights[1] = weights[1].min(weights[0]);
+    let classes = card.labels.len();
+    let mut weights = class_weights(&train_set.labels, classes);
+    let position = |label: &str| card.labels.iter().position(|l| l == label);
+    if let (true, Some(calm), Some(neutral)) = (
+        recipe.cap_calm_weight,
+        position("calm"),
+        position("neutral"),
+    ) {
+        weights[calm] = weights[calm].min(weights[neutral]);
     }
     let alpha = recipe.mixup_alpha.max(1e-3);
     let mut run = Run {
@@ -148,7 +155,7 @@ pub fn train(
         net,
         device,
         rng: StdRng::seed_from_u64(config.seed.wrapping_add(1)),
-        class_weights: Tensor::from_slice(&weights, (1, 8), device)?,
+        class_weights: Tensor::from_slice(&weights, (1, classes), device)?,
         beta: Beta::new(alpha, alpha)?,
     };
     let mut optimizer = AdamW::new(
@@ -277,7 +284,7 @@ impl Run<'_> {
         optimizer: &mut AdamW,
     ) -> Result<f64> {
         let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
-        let mut targets = one_hot(&labels, self.device)?;
+        let mut targets = one_hot(&labels, self.card.labels.len(), self.device)?;
         if self.recipe.label_smoothing > 0.0 {
             let e = self.recipe.label_smoothing as f64;
             targets = ((targets * (1.0 - e))? + e / 8.0)?;
