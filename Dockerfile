@@ -32,15 +32,16 @@ LABEL org.opencontainers.image.title="sentio" \
       org.opencontainers.image.description="Streaming speech-emotion-recognition gRPC server (CPU)" \
       org.opencontainers.image.source="https://github.com/sentio-ser/sentio" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      io.sentio.model.license="CC-BY-NC-SA-4.0 (bundled default model: non-commercial research use, from its training data; see NOTICE)" \
+      io.sentio.model.license="builtin:default CC-BY-NC-SA-4.0 (non-commercial research use); builtin:crema-d ODbL-1.0/DbCL-1.0 (commercial use allowed with attribution); from their training data, see NOTICE" \
       org.opencontainers.image.version="${VERSION}"
 RUN groupadd --system --gid 10001 sentio \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin sentio
 COPY --from=build /out/sentio /usr/local/bin/sentio
-# The default model is compiled into the binary; the files are here too, for --model and as a
-# starting point for derived images.
+# The built-in models are compiled into the binary (--model builtin:default|crema-d); the
+# files are here too, with their cards and licences, as a starting point for derived images.
 COPY models/default /opt/sentio/models/default
+COPY models/crema-d /opt/sentio/models/crema-d
 USER 10001:10001
 EXPOSE 50051 9464
 STOPSIGNAL SIGTERM

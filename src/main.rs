@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use sentio::FeatureConfig;
 use sentio::audio::{StreamResampler, decode_path};
 use sentio::features::{self, FeatureKind};
-use sentio::model::{Model, parse_device};
+use sentio::model::{Model, ModelSource, parse_device};
 use sentio::report::{ClipReport, FileError, classify_response};
 use sentio::serve::{LogFormat, ServeConfig};
 
@@ -71,11 +71,12 @@ struct ClassifyArgs {
     /// Audio files (WAV, AIFF, FLAC, Ogg Vorbis, MP3).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Model directory; default: the built-in model, whose weights are for non-commercial
-    /// research use only (CC BY-NC-SA 4.0, from RAVDESS, CREMA-D, TESS and SAVEE; see
-    /// NOTICE). Every model's licence is its card's `license` (`sentio-client info`).
-    #[arg(long, env = "SENTIO_MODEL")]
-    model: Option<PathBuf>,
+    /// The model: `builtin:default` (8 classes; weights for non-commercial research use
+    /// only, CC BY-NC-SA 4.0), `builtin:crema-d` (6 classes, CREMA-D only; ODbL 1.0/DbCL
+    /// 1.0, commercial use allowed with attribution), or a model directory. Every model's
+    /// licence is its card's `license` (`sentio-client info`); see NOTICE.
+    #[arg(long, env = "SENTIO_MODEL", default_value_t)]
+    model: ModelSource,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -127,13 +128,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn load_model(dir: Option<&PathBuf>, device: &str) -> anyhow::Result<Model> {
+fn load_model(source: &ModelSource, device: &str) -> anyhow::Result<Model> {
     let device = parse_device(device)?;
-    Ok(match dir {
-        Some(dir) => Model::load_dir(dir, &device)
-            .with_context(|| format!("loading the model in {}", dir.display()))?,
-        None => Model::default_model(&device)?,
-    })
+    source
+        .load(&device)
+        .with_context(|| format!("loading the model {source}"))
 }
 
 fn init_logging(format: LogFormat) {
@@ -159,7 +158,7 @@ fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", &threads);
         std::env::set_var("CANDLE_NUM_THREADS", &threads);
     }
-    let model = load_model(config.model.as_ref(), &config.device)?;
+    let model = load_model(&config.model, &config.device)?;
     tracing::info!(model = %model.card.id, kind = %model.card.kind(), device = %config.device, license = %model.card.license, "model loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -200,7 +199,7 @@ async fn shutdown_signal() {
 }
 
 fn run_classify(args: ClassifyArgs) -> anyhow::Result<()> {
-    let model = load_model(args.model.as_ref(), &args.device)?;
+    let model = load_model(&args.model, &args.device)?;
     let mut failures = 0;
     for file in &args.files {
         let result = decode_path(file)

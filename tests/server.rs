@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use sentio::classify::classify_audio;
-use sentio::model::Model;
+use sentio::model::{Model, ModelSource};
 use sentio::proto::{AudioEncoding, ClassifyRequest, EndReason};
 
 fn mean_scores(predictions: &[sentio::proto::WindowPrediction]) -> Vec<f32> {
@@ -265,15 +265,27 @@ async fn health_is_serving_and_shutdown_still_delivers_summaries() {
     server.task.await.unwrap().unwrap();
 }
 
-/// GetModelInfo states the weights' licence and training data of whichever model is loaded.
+/// GetModelInfo states the weights' licence and training data of whichever model is loaded:
+/// both built-in models (chosen as `--model builtin:NAME` chooses them) and a directory.
 #[tokio::test]
 async fn model_info_states_the_weights_licence() {
+    let cpu = candle_core::Device::Cpu;
     let ensemble = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/phone-ensemble");
-    for model in [
-        Model::default_model(&candle_core::Device::Cpu).unwrap(),
-        Model::load_dir(&ensemble, &candle_core::Device::Cpu).unwrap(),
-    ] {
-        let id = model.card.id.clone();
+    let all_four = ["CREMA-D", "RAVDESS", "SAVEE", "TESS"]
+        .map(String::from)
+        .to_vec();
+    let cases = [
+        ("builtin:default", "CC BY-NC-SA 4.0", all_four.clone(), 8),
+        (
+            "builtin:crema-d",
+            "ODbL 1.0/DbCL 1.0, commercial use allowed",
+            vec!["CREMA-D".to_string()],
+            6,
+        ),
+        (ensemble.to_str().unwrap(), "CC BY-NC-SA 4.0", all_four, 8),
+    ];
+    for (source, license, training_data, classes) in cases {
+        let model = source.parse::<ModelSource>().unwrap().load(&cpu).unwrap();
         let server = TestServer::start_engine(model.into(), |_| {}).await;
         let info = server
             .client()
@@ -282,16 +294,12 @@ async fn model_info_states_the_weights_licence() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(info.model_id, id);
         assert!(
-            info.license.starts_with("CC BY-NC-SA 4.0"),
-            "{id}: {}",
+            info.license.starts_with(license),
+            "{source}: {}",
             info.license
         );
-        assert_eq!(
-            info.training_data,
-            ["CREMA-D", "RAVDESS", "SAVEE", "TESS"],
-            "{id}"
-        );
+        assert_eq!(info.training_data, training_data, "{source}");
+        assert_eq!(info.labels.len(), classes, "{source}");
     }
 }

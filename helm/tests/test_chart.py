@@ -8,7 +8,8 @@
   the package) and the ServiceMonitor against a hand-written subset of its CRD schema;
 - asserts what operators rely on: gRPC probes on the right port, a grace period longer than the
   drain, the locked-down securityContext, the headless Service, the config checksum, GPU, TLS,
-  API-key and model-volume wiring;
+  API-key and model-volume wiring, the built-in model chosen by licence and the licence the
+  install notes state for it;
 - feeds bad values and expects the schema (or the chart's own checks) to refuse them;
 - keeps values.yaml, values.schema.json and README.md in step.
 
@@ -274,6 +275,36 @@ def check_common(objects: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Per value set.
 
+NON_COMMERCIAL = "CC BY-NC-SA 4.0"
+CREMA_D_LICENCE = "ODbL 1.0 / DbCL 1.0"
+
+
+def notes_text(notes: str) -> str:
+    """NOTES.txt with its line breaks folded, so phrases can be matched across lines."""
+    return " ".join(notes.split())
+
+
+def check_builtin_licence_notes(notes: str, builtin: str) -> None:
+    """The notes name the built-in model and its weights' licence (and no other licence)."""
+    text = notes_text(notes)
+    assert f'built-in "{builtin}", --model=builtin:{builtin}' in text, notes
+    if builtin == "default":
+        assert f"{NON_COMMERCIAL}, for non-commercial research use only" in text, notes
+        assert "For commercial use, set model.builtin=crema-d" in text, notes
+        assert "ODbL" not in text, "the default model's notes state CREMA-D's licence"
+    else:
+        assert f"under {CREMA_D_LICENCE}, commercial use allowed with attribution to CREMA-D" in text, notes
+        assert "6 classes" in text and "trained on CREMA-D only" in text, notes
+        assert "NC-SA" not in text and "non-commercial" not in text, (
+            "the crema-d notes state the default model's non-commercial licence")
+
+
+def check_card_licence_notes(notes: str) -> None:
+    """A model directory's licence is its card's: the notes point there and state no other."""
+    text = notes_text(notes)
+    assert "licence in its card's `license`" in text and "sentio-client info" in text, notes
+    assert "NC-SA" not in text and "ODbL" not in text, "notes state a licence the card may not"
+
 
 def check_default(objects: list[dict[str, Any]], notes: str) -> None:
     dep, pod, server = deployment_parts(objects)
@@ -281,7 +312,7 @@ def check_default(objects: list[dict[str, Any]], notes: str) -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert dep["spec"]["replicas"] == 2
     assert args["--device"] == "cpu"
-    assert "--model" not in args, "the default uses the model embedded in the binary"
+    assert args["--model"] == "builtin:default", "the chart states the built-in model it runs"
     assert "--max-connection-age-s" not in args, "connection age is unset by default"
     assert args["--drain-timeout-s"] == "30" and pod["terminationGracePeriodSeconds"] == 50
     assert server["image"] == f"ghcr.io/sentio-ser/sentio:{chart['appVersion']}", server["image"]
@@ -290,6 +321,16 @@ def check_default(objects: list[dict[str, Any]], notes: str) -> None:
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == ["Deployment", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"], kinds
     assert f"dns:///{RELEASE}-headless.{NAMESPACE}.svc.cluster.local:50051" in notes, notes
+    check_builtin_licence_notes(notes, "default")
+
+
+def check_crema_d_model(objects: list[dict[str, Any]], notes: str) -> None:
+    _, pod, server = deployment_parts(objects)
+    args = parse_args(server)
+    assert args["--model"] == "builtin:crema-d", args.get("--model")
+    assert "SENTIO_MODEL" not in {e["name"] for e in server["env"]}, "--model passed twice"
+    assert not pod.get("initContainers") and "model" not in {v["name"] for v in pod["volumes"]}
+    check_builtin_licence_notes(notes, "crema-d")
 
 
 def check_gpu(objects: list[dict[str, Any]], notes: str) -> None:
@@ -311,6 +352,8 @@ def check_gpu(objects: list[dict[str, Any]], notes: str) -> None:
     env = {e["name"]: e.get("value") for e in server["env"]}
     assert env.get("CUDA_CACHE_PATH", "").startswith("/tmp/"), "CUDA cache not on a writable path"
     assert "GPU: cuda:0" in notes
+    assert "/opt/sentio/models/default in the image" in notes, notes
+    check_card_licence_notes(notes)
 
 
 def check_autoscaling_monitoring(objects: list[dict[str, Any]], notes: str) -> None:
@@ -391,6 +434,8 @@ def check_tls_apikeys_pvc(objects: list[dict[str, Any]], notes: str) -> None:
     assert volumes[model["name"]]["persistentVolumeClaim"] == {"claimName": "sentio-models", "readOnly": True}
     assert pod["terminationGracePeriodSeconds"] == 90
     assert "client certificates required" in notes and "API keys are required" in notes
+    assert "pvc at /models" in notes, notes
+    check_card_licence_notes(notes)
 
 
 def check_initcontainer_model(objects: list[dict[str, Any]], notes: str) -> None:
@@ -421,6 +466,8 @@ def check_initcontainer_model(objects: list[dict[str, Any]], notes: str) -> None
     env = {e["name"]: e.get("value") for e in server["env"]}
     assert env["RUST_LOG"] == "sentio=debug,info"
     assert "dns:///ser-headless.voice.svc.cluster.local:50051" in notes
+    assert "initContainer at /var/lib/sentio/model" in notes, notes
+    check_card_licence_notes(notes)
 
 
 def pod_annotations(objects: list[dict[str, Any]]) -> dict[str, str]:
@@ -429,6 +476,7 @@ def pod_annotations(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 SET_CHECKS: dict[str, Callable[[list[dict[str, Any]], str], None]] = {
     "default": check_default,
+    "crema-d-model": check_crema_d_model,
     "gpu": check_gpu,
     "autoscaling-monitoring": check_autoscaling_monitoring,
     "tls-apikeys-pvc": check_tls_apikeys_pvc,
@@ -515,7 +563,9 @@ def main() -> int:
         base = pod_annotations(render({})[0])["checksum/config"]
         changed = pod_annotations(render({"server": {"maxBatchSize": 32}})[0])["checksum/config"]
         unrelated = pod_annotations(render({"replicaCount": 5})[0])["checksum/config"]
+        model = pod_annotations(render({"model": {"builtin": "crema-d"}})[0])["checksum/config"]
         assert base != changed, "a server flag change does not change checksum/config"
+        assert base != model, "choosing another built-in model does not change checksum/config"
         assert base == unrelated, "replicaCount changes checksum/config (needless rollouts)"
 
     case("checksum/config changes with server flags only", checksum_rolls)
@@ -531,6 +581,9 @@ def main() -> int:
         ("port out of range", {"ports": {"grpc": 70000}}, r"/ports/grpc"),
         ("negative drain", {"server": {"drainTimeoutS": -1}}, r"/server/drainTimeoutS"),
         ("unknown model source", {"model": {"source": "s3"}}, r"/model/source"),
+        ("unknown built-in model", {"model": {"builtin": "transformer"}}, r"/model/builtin"),
+        ("built-in model given with its prefix", {"model": {"builtin": "builtin:crema-d"}},
+         r"/model/builtin"),
     ]
     for label, values, pattern in bad_values:
         case(f"schema rejects {label}",
@@ -542,6 +595,12 @@ def main() -> int:
         ("TLS without a Secret", {"tls": {"enabled": True}}, r"tls.secretName"),
         ("API keys without keys", {"apiKeys": {"enabled": True}}, r"apiKeys.existingSecret"),
         ("PVC model without a claim", {"model": {"source": "pvc"}}, r"model.pvc.claimName"),
+        ("a built-in model with model.path",
+         {"model": {"builtin": "crema-d", "path": "/opt/sentio/models/default"}},
+         r"model.builtin=crema-d applies only to model.source=image with model.path empty"),
+        ("a built-in model with a PVC model",
+         {"model": {"builtin": "crema-d", "source": "pvc", "pvc": {"claimName": "models"}}},
+         r"model.builtin=crema-d applies only"),
         ("clashing ports", {"ports": {"grpc": 9464}}, r"must all differ"),
         ("autoscaling without a metric",
          {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}, r"needs a metric"),

@@ -1,7 +1,8 @@
-//! Emotion models: the model card, the two architectures, loading (from a directory or the
-//! default model embedded in the binary), per-window inputs and batched prediction.
+//! Emotion models: the model card, the architectures, loading (from a directory or a model
+//! embedded in the binary), per-window inputs and batched prediction.
 
 pub mod architecture;
+pub mod builtin;
 pub mod card;
 pub mod cnn2d;
 pub mod conv;
@@ -20,6 +21,7 @@ use candle_nn::VarBuilder;
 pub use architecture::{
     Architecture, ArchitectureSpec, Inference, InputStatistics, ModelInput, Network,
 };
+pub use builtin::{BUILTINS, Builtin, ModelSource};
 pub use card::{ModelCard, Normalization};
 pub use cnn2d::Cnn2dConfig;
 pub use logmel::{LogMelNet, LogmelConfig};
@@ -29,7 +31,8 @@ pub use seed::{SeedConfig, SeedNet};
 use crate::error::{Error, Result};
 use crate::features::{self, FeatureKind};
 
-/// The eight emotions, in the order of every model's outputs.
+/// The eight emotions the models draw their classes from, in the order of the default
+/// model's outputs. A model's outputs are its card's `labels` (the CREMA-D model has six).
 pub const LABELS: [&str; 8] = [
     "neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise",
 ];
@@ -72,10 +75,6 @@ pub fn load_network(
     Ok((card, net))
 }
 
-/// The default model, compiled into the binary so that `sentio serve` needs no download.
-const DEFAULT_CARD: &str = include_str!("../../models/default/model.json");
-const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../models/default/model.safetensors");
-
 /// A device as `--device` spells it: "cpu", "cuda:N" (or "metal:N").
 pub fn device_name(device: candle_core::DeviceLocation) -> String {
     match device {
@@ -108,9 +107,9 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 }
 
 impl Model {
-    /// The model shipped in `models/default/`.
+    /// The default built-in model (`models/default/`, `builtin:default`).
     pub fn default_model(device: &Device) -> Result<Self> {
-        Self::from_bytes(DEFAULT_CARD, DEFAULT_WEIGHTS, device)
+        BUILTINS[0].load(device)
     }
 
     /// A model directory holding `model.json` and `model.safetensors`.

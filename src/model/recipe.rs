@@ -59,6 +59,7 @@ pub enum Sampling {
 
 /// Training hyper-parameters (recorded in the card's `training.config`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub epochs: usize,
     pub batch_size: usize,
@@ -92,6 +93,19 @@ pub struct Recipe {
     pub cap_calm_weight: bool,
 }
 
+impl Recipe {
+    /// This recipe with the fields of a JSON object replaced (e.g. `{"epochs": 12,
+    /// "label_smoothing": 0}`); an unknown field or a wrong type is an error naming it.
+    pub fn with_overrides(&self, json: &str) -> Result<Recipe, serde_json::Error> {
+        let mut merged = serde_json::to_value(self)?;
+        let changes: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)?;
+        if let Some(fields) = merged.as_object_mut() {
+            fields.extend(changes);
+        }
+        serde_json::from_value(merged)
+    }
+}
+
 impl Default for Recipe {
     /// The log-mel recipe; architectures change what differs.
     fn default() -> Self {
@@ -120,5 +134,23 @@ impl Default for Recipe {
             pad_with_floor: false,
             cap_calm_weight: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_named_fields_and_reject_typos() {
+        let base = Recipe::default();
+        let changed = base
+            .with_overrides(r#"{"epochs": 12, "augmentations": ["original"]}"#)
+            .unwrap();
+        assert_eq!(changed.epochs, 12);
+        assert_eq!(changed.augmentations, [Augmentation::Original]);
+        assert_eq!(changed.learning_rate, base.learning_rate);
+        let typo = base.with_overrides(r#"{"epoch": 12}"#).unwrap_err();
+        assert!(typo.to_string().contains("unknown field `epoch`"), "{typo}");
     }
 }

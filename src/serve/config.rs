@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::model::ModelSource;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -21,10 +23,13 @@ pub struct ServeConfig {
     /// Address of the Prometheus /metrics endpoint (loopback unless told otherwise).
     #[arg(long, env = "SENTIO_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
-    /// Model directory (model.json + model.safetensors); default: the model built in, whose
-    /// weights are for non-commercial research use only (CC BY-NC-SA 4.0; see NOTICE).
-    #[arg(long, env = "SENTIO_MODEL")]
-    pub model: Option<PathBuf>,
+    /// The model: `builtin:default` (8 classes; weights for non-commercial research use
+    /// only, CC BY-NC-SA 4.0), `builtin:crema-d` (6 classes, trained on CREMA-D only; ODbL
+    /// 1.0/DbCL 1.0, commercial use allowed with attribution: pick it for commercial use),
+    /// or a model directory (model.json + model.safetensors; its card states its licence).
+    /// See NOTICE.
+    #[arg(long, env = "SENTIO_MODEL", default_value_t)]
+    pub model: ModelSource,
     /// Where the model runs: cpu or cuda:N (CUDA needs a build with --features cuda).
     #[arg(long, env = "SENTIO_DEVICE", default_value = "cpu")]
     pub device: String,

@@ -89,6 +89,10 @@ struct Args {
     /// if the recipe caps it.
     #[arg(long)]
     boost_calm: bool,
+    /// Recipe fields to change, as JSON (applied before `--epochs`), e.g.
+    /// '{"label_smoothing": 0, "augmentations": ["original", "noise"]}'.
+    #[arg(long)]
+    recipe: Option<String>,
     /// cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -109,18 +113,23 @@ fn parse_architecture_json(json: &str) -> Result<Architecture, String> {
 }
 
 impl Args {
-    fn recipe(&self, architecture: &Architecture) -> TrainConfig {
+    fn recipe(&self, architecture: &Architecture) -> Result<TrainConfig> {
         let mut recipe: Recipe = architecture.spec().recipe();
+        if let Some(json) = &self.recipe {
+            recipe = recipe
+                .with_overrides(json)
+                .with_context(|| format!("--recipe {json}"))?;
+        }
         if let Some(epochs) = self.epochs {
             recipe.epochs = epochs;
         }
         if self.boost_calm {
             recipe.cap_calm_weight = false;
         }
-        TrainConfig {
+        Ok(TrainConfig {
             seed: self.seed,
             recipe,
-        }
+        })
     }
 
     /// Every labelled clip of the corpora given.
@@ -224,7 +233,7 @@ fn main() -> Result<()> {
         None => args.models.clone(),
     };
     for architecture in &architectures {
-        let config = args.recipe(architecture);
+        let config = args.recipe(architecture)?;
         let mut rows = Vec::new();
         for (i, partition) in partitions.iter().enumerate() {
             if !args.only.is_empty() && !args.only.contains(&(i + 1)) {

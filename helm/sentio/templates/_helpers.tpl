@@ -76,14 +76,25 @@ on the gRPC port they use the server's plaintext health-only listener.
 {{- end }}
 
 {{/*
-The --model directory, or nothing for the model embedded in the binary.
+The --model value: a model directory (model.path in the image, or the mounted volume), or
+"builtin:<model.builtin>" for a model built into the binary. The chart always passes it, so
+the rendered Deployment states which model, and so which weights' licence, it runs.
 */}}
-{{- define "sentio.modelPath" -}}
-{{- if eq .Values.model.source "image" }}
+{{- define "sentio.model" -}}
+{{- if ne .Values.model.source "image" }}
+{{- .Values.model.mountPath }}
+{{- else if .Values.model.path }}
 {{- .Values.model.path }}
 {{- else }}
-{{- .Values.model.mountPath }}
+{{- printf "builtin:%s" .Values.model.builtin }}
 {{- end }}
+{{- end }}
+
+{{/*
+True ("true") when the server runs a built-in model rather than a model directory.
+*/}}
+{{- define "sentio.modelIsBuiltin" -}}
+{{- if and (eq .Values.model.source "image") (not .Values.model.path) }}true{{ end }}
 {{- end }}
 
 {{- define "sentio.apiKeysSecretName" -}}
@@ -125,9 +136,7 @@ so any change here rolls the pods.
 - --grpc-addr=0.0.0.0:{{ int64 .Values.ports.grpc }}
 - --metrics-addr=0.0.0.0:{{ int64 .Values.ports.metrics }}
 - --device={{ if .Values.gpu.enabled }}{{ .Values.gpu.device }}{{ else }}cpu{{ end }}
-{{- with include "sentio.modelPath" . }}
-- --model={{ . }}
-{{- end }}
+- --model={{ include "sentio.model" . }}
 - --max-batch-size={{ int64 .Values.server.maxBatchSize }}
 - --max-batch-delay-ms={{ .Values.server.maxBatchDelayMs }}
 - --queue-capacity={{ int64 .Values.server.queueCapacity }}
@@ -184,6 +193,9 @@ message that says what to change.
 {{- end }}
 {{- if and .Values.model.path (ne .Values.model.source "image") }}
 {{- fail "model.path applies to model.source=image only; other sources mount the model at model.mountPath" }}
+{{- end }}
+{{- if and (ne .Values.model.builtin "default") (not (include "sentio.modelIsBuiltin" .)) }}
+{{- fail (printf "model.builtin=%s applies only to model.source=image with model.path empty; with model.path or another source the server loads that model directory instead (whose licence is its card's license)" .Values.model.builtin) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.activeStreams.enabled) }}
 {{- fail "autoscaling.enabled needs a metric: autoscaling.targetCPUUtilizationPercentage and/or autoscaling.activeStreams.enabled" }}
