@@ -34,8 +34,13 @@ impl std::fmt::Debug for Spectrogram {
 
 /// scipy's `get_window("hann", n, fftbins=True)`: the periodic Hann window.
 pub fn hann_window(n: usize) -> Vec<f32> {
+    hann_window_f64(n).into_iter().map(|w| w as f32).collect()
+}
+
+/// [`hann_window`] in double precision (training's phase vocoder works in f64).
+pub fn hann_window_f64(n: usize) -> Vec<f64> {
     (0..n)
-        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
         .collect()
 }
 

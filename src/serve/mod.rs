@@ -112,14 +112,7 @@ pub async fn serve(
         device,
     };
     let (health_reporter, health_service) = serve_health(&config).await?;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| crate::Error::Server {
-            what: "reflection",
-            source: Box::new(e),
-        })?;
+    let reflection = reflection_service()?;
     let recognizer = authenticated(service, &config)?;
     // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
     let server_stop = CancellationToken::new();
@@ -262,6 +255,22 @@ async fn drain_on(
         tracing::warn!("drain timeout: some streams did not finish");
     }
     server_stop.cancel();
+}
+
+/// gRPC reflection over the public API and health, so grpcurl needs no proto files.
+fn reflection_service() -> crate::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| crate::Error::Server {
+            what: "reflection",
+            source: Box::new(e),
+        })
 }
 
 /// The transport: keepalive, connection age, TLS.

@@ -198,12 +198,6 @@ fn mean_power(y: &[f32]) -> f64 {
     y.iter().map(|&s| s as f64 * s as f64).sum::<f64>() / y.len() as f64
 }
 
-fn hann() -> Vec<f64> {
-    (0..N_FFT)
-        .map(|i| 0.5 - 0.5 * (2.0 * PI * i as f64 / N_FFT as f64).cos())
-        .collect()
-}
-
 /// librosa.effects.time_stretch: stft (centred, zero-padded), phase_vocoder, istft.
 fn stretch(y: &[f32], rate: f64) -> Vec<f32> {
     // Python's round() rounds half to even.
@@ -211,7 +205,7 @@ fn stretch(y: &[f32], rate: f64) -> Vec<f32> {
     if y.is_empty() || out_len == 0 {
         return vec![0.0; out_len];
     }
-    let window = hann();
+    let window = sentio::features::stft::hann_window_f64(N_FFT);
     let mut planner = RealFftPlanner::<f64>::new();
     let forward = planner.plan_fft_forward(N_FFT);
     let inverse = planner.plan_fft_inverse(N_FFT);

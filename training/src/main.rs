@@ -187,41 +187,7 @@ fn main() -> Result<()> {
     let split = SpeakerSplit::embedded();
     let fixed = protocol::limit(protocol::fixed(&clips, &split), args.limit);
     if let Some(dir) = &args.evaluate {
-        let card = ModelCard::from_json(&std::fs::read_to_string(dir.join("model.json"))?)?;
-        let seen: BTreeSet<String> = card.training_data().into_iter().collect();
-        let known = |c: &Clip| card.labels.iter().any(|l| l == LABELS[c.label]);
-        let unseen = |c: &Clip| !seen.is_empty() && !seen.contains(c.dataset.name());
-        let (clips, who, file): (Vec<Clip>, _, _) = match args.evaluate_on {
-            EvaluateOn::Test => (
-                (fixed.test.iter().filter(|c| !unseen(c)))
-                    .chain(clips.iter().filter(|c| unseen(c)))
-                    .filter(|c| known(c))
-                    .cloned()
-                    .collect(),
-                "Test speakers of the corpora it was trained on, and every clip of the others,",
-                "EVAL.md",
-            ),
-            EvaluateOn::Val => (
-                fixed.val.iter().filter(|c| known(c)).cloned().collect(),
-                "Validation speakers",
-                "EVAL-validation.md",
-            ),
-        };
-        let clips = &clips;
-        let (model, decisions) = evaluate_dir(dir, clips, &device)?;
-        // Only test figures go into the card's metrics.
-        let tables =
-            report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
-        let text = format!(
-            "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} by `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
-            model.card.id,
-            command_line(),
-            started.elapsed().as_secs_f64() / 60.0,
-            clips.len()
-        );
-        std::fs::write(dir.join(file), text)?;
-        eprintln!("wrote {}", dir.join(file).display());
-        return Ok(());
+        return evaluate_model(&args, dir, &clips, &fixed, &device, started);
     }
     let partitions: Vec<Partition> = match args.protocol {
         Protocol::Split => vec![fixed],
@@ -288,6 +254,53 @@ fn main() -> Result<()> {
         )?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `--evaluate DIR`: scores a saved model through the server's clip path and writes its
+/// `EVAL.md` (test speakers of the corpora it was trained on, every clip of the others) or
+/// `EVAL-validation.md`.
+fn evaluate_model(
+    args: &Args,
+    dir: &std::path::Path,
+    clips: &[Clip],
+    fixed: &Partition,
+    device: &candle_core::Device,
+    started: Instant,
+) -> Result<()> {
+    let card = ModelCard::from_json(&std::fs::read_to_string(dir.join("model.json"))?)?;
+    let seen: BTreeSet<String> = card.training_data().into_iter().collect();
+    let known = |c: &Clip| card.labels.iter().any(|l| l == LABELS[c.label]);
+    let unseen = |c: &Clip| !seen.is_empty() && !seen.contains(c.dataset.name());
+    let (clips, who, file): (Vec<Clip>, _, _) = match args.evaluate_on {
+        EvaluateOn::Test => (
+            (fixed.test.iter().filter(|c| !unseen(c)))
+                .chain(clips.iter().filter(|c| unseen(c)))
+                .filter(|c| known(c))
+                .cloned()
+                .collect(),
+            "Test speakers of the corpora it was trained on, and every clip of the others,",
+            "EVAL.md",
+        ),
+        EvaluateOn::Val => (
+            fixed.val.iter().filter(|c| known(c)).cloned().collect(),
+            "Validation speakers",
+            "EVAL-validation.md",
+        ),
+    };
+    let clips = &clips;
+    let (model, decisions) = evaluate_dir(dir, clips, device)?;
+    // Only test figures go into the card's metrics.
+    let tables = report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
+    let text = format!(
+        "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} by `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
+        model.card.id,
+        command_line(),
+        started.elapsed().as_secs_f64() / 60.0,
+        clips.len()
+    );
+    std::fs::write(dir.join(file), text)?;
+    eprintln!("wrote {}", dir.join(file).display());
     Ok(())
 }
 

@@ -77,6 +77,20 @@ pub fn class_weights(labels: &[usize], classes: usize) -> Vec<f32> {
     w.into_iter().map(|v| v / mean).collect()
 }
 
+/// Per class: [`class_weights`], with calm's capped at neutral's when the recipe says so.
+fn loss_weights(card: &ModelCard, recipe: &Recipe, labels: &[usize]) -> Vec<f32> {
+    let mut weights = class_weights(labels, card.labels.len());
+    let position = |label: &str| card.labels.iter().position(|l| l == label);
+    if let (true, Some(calm), Some(neutral)) = (
+        recipe.cap_calm_weight,
+        position("calm"),
+        position("neutral"),
+    ) {
+        weights[calm] = weights[calm].min(weights[neutral]);
+    }
+    weights
+}
+
 /// Weighted cross-entropy against soft targets (mixup), averaged by target weight.
 fn soft_cross_entropy(
     logits: &Tensor,
@@ -139,15 +153,7 @@ pub fn train(
     init_vars(&varmap, config.seed)?;
     net.set_dropout_seed(config.seed);
     let classes = card.labels.len();
-    let mut weights = class_weights(&train_set.labels, classes);
-    let position = |label: &str| card.labels.iter().position(|l| l == label);
-    if let (true, Some(calm), Some(neutral)) = (
-        recipe.cap_calm_weight,
-        position("calm"),
-        position("neutral"),
-    ) {
-        weights[calm] = weights[calm].min(weights[neutral]);
-    }
+    let weights = loss_weights(card, recipe, &train_set.labels);
     let alpha = recipe.mixup_alpha.max(1e-3);
     let mut run = Run {
         card,

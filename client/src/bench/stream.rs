@@ -24,24 +24,48 @@ pub(super) struct StreamPlan {
     pub deadline: Instant,
 }
 
-/// Send times of a stream's chunks, indexed from `first`; trimmed as windows come back so a
-/// long soak keeps a constant footprint.
+/// When each chunk was sent and where the stream's audio stood after it (samples since the
+/// stream began, loops included), oldest first; trimmed as windows come back so a long soak
+/// keeps a constant footprint.
 #[derive(Default)]
 struct SentLog {
-    first: usize,
-    times: VecDeque<Instant>,
+    chunks: VecDeque<(u64, Instant)>,
 }
 
 impl SentLog {
-    fn get(&self, chunk: usize) -> Option<&Instant> {
-        self.times.get(chunk.checked_sub(self.first)?)
+    fn sent(&mut self, end_sample: u64, at: Instant) {
+        self.chunks.push_back((end_sample, at));
     }
 
-    fn forget_before(&mut self, chunk: usize) {
-        while self.first < chunk && self.times.pop_front().is_some() {
-            self.first += 1;
+    /// The send time of the chunk that holds `sample` (the first chunk ending after it).
+    fn holding(&self, sample: u64) -> Option<Instant> {
+        let i = self.chunks.partition_point(|&(end, _)| end <= sample);
+        self.chunks.get(i).map(|&(_, at)| at)
+    }
+
+    /// Drops chunks that end at or before `sample` (no later window needs them).
+    fn forget_through(&mut self, sample: u64) {
+        while self.chunks.front().is_some_and(|&(end, _)| end <= sample) {
+            self.chunks.pop_front();
         }
     }
+}
+
+/// Stream time in ms to a sample index at `rate`.
+fn sample_at(ms: u64, rate: u32) -> u64 {
+    ms * rate as u64 / 1000
+}
+
+/// The next `len` bytes of the clip from `position`, wrapping around its end, so every chunk
+/// has the same length and the stream's clock runs on across loops as a call's would.
+fn cyclic_chunk(clip: &[u8], position: &mut usize, len: usize) -> Vec<u8> {
+    let mut piece = Vec::with_capacity(len);
+    while piece.len() < len && !clip.is_empty() {
+        let take = (len - piece.len()).min(clip.len() - *position);
+        piece.extend_from_slice(&clip[*position..*position + take]);
+        *position = (*position + take) % clip.len();
+    }
+    piece
 }
 
 pub(super) async fn one_stream(
@@ -61,7 +85,7 @@ pub(super) async fn one_stream(
             outcome: Some(format!("{:?}", status.code())),
             ..Tally::default()
         },
-        Ok(response) => receive(response.into_inner(), plan.chunk_ms, &sent_at, &live).await,
+        Ok(response) => receive(response.into_inner(), plan.rate, &sent_at, &live).await,
     };
     let _ = sender.await;
     // Without a summary, every window the audio sent should have produced counts.
@@ -93,23 +117,20 @@ async fn send_looped(
     if tx.send(config).await.is_err() {
         return;
     }
-    let chunk_bytes = (plan.rate as u64 * plan.chunk_ms / 1000) as usize * 2;
-    let bytes = &plan.bytes;
+    let chunk_samples = (sample_at(plan.chunk_ms, plan.rate) as usize).max(1);
     let mut ticker = tokio::time::interval(Duration::from_millis(plan.chunk_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut position = 0usize;
+    let (mut position, mut samples_sent) = (0usize, 0u64);
     while Instant::now() < plan.deadline {
         if plan.pace {
             ticker.tick().await;
         }
-        let end = (position + chunk_bytes).min(bytes.len());
-        let piece = bytes[position..end].to_vec();
-        position = if end == bytes.len() { 0 } else { end };
+        let piece = cyclic_chunk(&plan.bytes, &mut position, chunk_samples * 2);
+        samples_sent += (piece.len() / 2) as u64;
         sent_at
             .lock()
             .expect("lock")
-            .times
-            .push_back(Instant::now());
+            .sent(samples_sent, Instant::now());
         let audio = StreamEmotionsRequest {
             request: Some(Request::Audio(piece)),
         };
@@ -132,7 +153,7 @@ struct Tally {
 /// chunk that holds its last sample.
 async fn receive(
     mut inbound: tonic::Streaming<sentio::proto::StreamEmotionsResponse>,
-    chunk_ms: u64,
+    rate: u32,
     sent_at: &std::sync::Mutex<SentLog>,
     live: &Live,
 ) -> Tally {
@@ -142,12 +163,12 @@ async fn receive(
             Ok(Some(m)) => match m.response {
                 Some(Response::Prediction(p)) => {
                     tally.windows += 1;
-                    // The chunk holding the window's last sample.
-                    let chunk = (p.end_ms.saturating_sub(1) / chunk_ms) as usize;
+                    // The window's last sample, in the stream's own time.
+                    let last = sample_at(p.end_ms, rate).saturating_sub(1);
                     let mut log = sent_at.lock().expect("lock");
-                    let latency = log.get(chunk).map(|at| at.elapsed());
+                    let latency = log.holding(last).map(|at| at.elapsed());
                     // Later windows start at or after this one's start.
-                    log.forget_before((p.start_ms / chunk_ms) as usize);
+                    log.forget_through(sample_at(p.start_ms, rate));
                     drop(log);
                     live.window(latency);
                 }
@@ -163,5 +184,36 @@ async fn receive(
                 return tally;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3.637 s clip in 100 ms chunks (not a multiple): chunks keep their length across
+    /// loops and every window is timed against the chunk that really holds its last sample.
+    #[test]
+    fn windows_are_timed_against_their_chunk_on_a_clip_of_any_length() {
+        let rate = 16_000;
+        let clip = vec![0u8; 2 * 58_192]; // 3.637 s of s16
+        let (mut position, mut sent, mut log) = (0, 0u64, SentLog::default());
+        let start = Instant::now();
+        let send_time = |k: u64| start + Duration::from_millis(100 * k);
+        for k in 0..100u64 {
+            let piece = cyclic_chunk(&clip, &mut position, 1600 * 2);
+            assert_eq!(piece.len(), 3200);
+            sent += 1600;
+            log.sent(sent, send_time(k));
+        }
+        // A window ending at 9.05 s (third loop) ends in the chunk sent at 9.0 s; one ending
+        // exactly at 9.1 s has its last sample in that chunk too.
+        for (end_ms, chunk) in [(9050, 90), (9100, 90), (9101, 91), (100, 0), (2000, 19)] {
+            let last = sample_at(end_ms, rate) - 1;
+            assert_eq!(log.holding(last), Some(send_time(chunk)), "{end_ms} ms");
+        }
+        log.forget_through(sample_at(9000, rate));
+        assert_eq!(log.holding(sample_at(9050, rate)), Some(send_time(90)));
+        assert_eq!(log.chunks.len(), 10);
     }
 }
