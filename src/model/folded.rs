@@ -9,7 +9,7 @@
 use candle_core::{D, Result, Tensor};
 
 use super::architecture::Inference;
-use super::logmel::{InputNorm, LogMelNet};
+use super::logmel::{InputNorm, LogMelNet, MIN_WINDOW_STD_DB};
 
 /// Batch norm in evaluation mode as a per-channel affine map, to fold into the layer
 /// before it: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
@@ -88,12 +88,16 @@ impl FoldedLogMelNet {
 impl Inference for FoldedLogMelNet {
     /// Logits for a batch of log-mel windows (B, T, n_mels).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let level = match self.input_norm {
-            InputNorm::Level => x.mean_keepdim(1)?.mean_keepdim(2)?,
-            InputNorm::BandMean => x.mean_keepdim(1)?,
+        let x = match self.input_norm {
+            InputNorm::Level => x.broadcast_sub(&x.mean_keepdim(1)?.mean_keepdim(2)?)?,
+            InputNorm::BandMean => x.broadcast_sub(&x.mean_keepdim(1)?)?,
+            InputNorm::Standardize => {
+                let centred = x.broadcast_sub(&x.mean_keepdim(1)?.mean_keepdim(2)?)?;
+                let var = centred.sqr()?.mean_keepdim(1)?.mean_keepdim(2)?;
+                centred.broadcast_div(&(var.sqrt()? + MIN_WINDOW_STD_DB)?)?
+            }
         };
         let mut x = x
-            .broadcast_sub(&level)?
             .broadcast_sub(&self.band_mean)?
             .broadcast_div(&self.band_std)?;
         for conv in &self.convs {
@@ -135,13 +139,24 @@ mod tests {
     use crate::model::load_network;
 
     /// Trained weights (`models/logmel`) on random and real-looking inputs of several
-    /// lengths: the folded, channels-last pass equals the training graph.
+    /// lengths, with each input normalization: the folded, channels-last pass equals the
+    /// training graph.
     #[test]
     fn folded_inference_equals_the_training_graph() -> Result<()> {
+        for norm in ["level", "band_mean", "standardize"] {
+            folded_equals_graph(norm)?;
+        }
+        Ok(())
+    }
+
+    fn folded_equals_graph(norm: &str) -> Result<()> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/logmel");
-        let card = std::fs::read_to_string(dir.join("model.json")).unwrap();
+        let mut card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap())
+                .unwrap();
+        card["architecture"]["input_norm"] = norm.into();
         let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
-        let (_, net) = load_network(&card, &weights, &Device::Cpu).unwrap();
+        let (_, net) = load_network(&card.to_string(), &weights, &Device::Cpu).unwrap();
         let folded = net.inference()?;
         for (batch, frames) in [(1, 197), (3, 48), (5, 97), (2, 797)] {
             let x = (Tensor::randn(0f32, 12.0, (batch, frames, 64), &Device::Cpu)? - 40.0)?
@@ -151,7 +166,7 @@ mod tests {
             let diff = (reference - fast)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(
                 diff < 1e-3,
-                "batch {batch}, {frames} frames: logits differ by {diff}"
+                "{norm}, batch {batch}, {frames} frames: logits differ by {diff}"
             );
         }
         Ok(())

@@ -135,7 +135,14 @@ pub enum InputNorm {
     Level,
     /// Each band's mean over the window's frames (cepstral-mean-style channel removal).
     BandMean,
+    /// The window's mean, then its standard deviation, over all bands and frames (the
+    /// reference CNN's per-window normalization: a recording's dynamic range and noise floor
+    /// no longer set the input's scale).
+    Standardize,
 }
+
+/// Keeps a silent window's standard deviation away from zero, in dB.
+pub(crate) const MIN_WINDOW_STD_DB: f64 = 1e-3;
 
 #[derive(Debug)]
 pub struct LogMelNet {
@@ -212,12 +219,16 @@ impl LogMelNet {
     /// log-mel dB, output (B, n_mels, T). Used by training for statistics and augmentation.
     pub fn normalize(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.transpose(1, 2)?;
-        let level = match self.input_norm {
-            InputNorm::Level => x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?,
-            InputNorm::BandMean => x.mean_keepdim(D::Minus1)?,
+        let x = match self.input_norm {
+            InputNorm::Level => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?)?,
+            InputNorm::BandMean => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?,
+            InputNorm::Standardize => {
+                let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?.mean_keepdim(1)?)?;
+                let var = centred.sqr()?.mean_keepdim(D::Minus1)?.mean_keepdim(1)?;
+                centred.broadcast_div(&(var.sqrt()? + MIN_WINDOW_STD_DB)?)?
+            }
         };
-        x.broadcast_sub(&level)?
-            .broadcast_sub(&self.band_mean)?
+        x.broadcast_sub(&self.band_mean)?
             .broadcast_div(&self.band_std)
     }
 
@@ -261,8 +272,9 @@ impl Network for LogMelNet {
     }
 }
 
-/// One window's log-mel values (T x n_mels, frame-major) with its own mean removed as
-/// `norm` says: the quantity whose per-band mean and standard deviation the card stores.
+/// One window's log-mel values (T x n_mels, frame-major) with its own mean removed (and
+/// for `Standardize` its scale) as `norm` says: the quantity whose per-band mean and
+/// standard deviation the card stores.
 pub fn remove_window_mean(window: &[f32], n_mels: usize, norm: InputNorm) -> Vec<f32> {
     let frames = (window.len() / n_mels.max(1)).max(1);
     let mut means = vec![0.0f64; n_mels];
@@ -272,13 +284,44 @@ pub fn remove_window_mean(window: &[f32], n_mels: usize, norm: InputNorm) -> Vec
             .zip(frame)
             .for_each(|(m, &v)| *m += v as f64 / frames as f64);
     }
-    if norm == InputNorm::Level {
+    if norm != InputNorm::BandMean {
         let level = means.iter().sum::<f64>() / n_mels as f64;
         means.iter_mut().for_each(|m| *m = level);
     }
-    window
+    let centred = window
         .iter()
         .enumerate()
-        .map(|(i, &v)| v - means[i % n_mels] as f32)
-        .collect()
+        .map(|(i, &v)| v - means[i % n_mels] as f32);
+    if norm != InputNorm::Standardize {
+        return centred.collect();
+    }
+    let var = window
+        .iter()
+        .map(|&v| (v as f64 - means[0]).powi(2))
+        .sum::<f64>()
+        / window.len().max(1) as f64;
+    let scale = (var.sqrt() + MIN_WINDOW_STD_DB) as f32;
+    centred.map(|v| v / scale).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A standardized window has mean 0 and standard deviation 1 over all its values, so a
+    /// louder or more dynamic recording of the same pattern gives the same input.
+    #[test]
+    fn standardize_removes_level_and_scale() {
+        let window: Vec<f32> = (0..40).map(|i| -60.0 + (i * 7 % 13) as f32).collect();
+        let louder: Vec<f32> = window.iter().map(|v| 3.0 * v + 20.0).collect();
+        let a = remove_window_mean(&window, 4, InputNorm::Standardize);
+        let b = remove_window_mean(&louder, 4, InputNorm::Standardize);
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / a.len() as f32;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-3));
+    }
 }

@@ -85,6 +85,14 @@ pub struct Recipe {
     /// vocal-tract-length perturbation in feature space).
     pub mel_shift_prob: f64,
     pub mel_shift_bands: usize,
+    /// Probability of colouring a window as another microphone would: a spectral tilt of up
+    /// to +-`colour_tilt_db` across the mel range and, half of the time, a roll-off of up to
+    /// 1 dB per band above a random band of the upper half (a model trained on some corpora
+    /// hears an unseen one as angry: EXPERIMENTS.md E7).
+    #[serde(default)]
+    pub colour_prob: f64,
+    #[serde(default)]
+    pub colour_tilt_db: f32,
     /// Pad clips shorter than a crop with each band's minimum (their noise floor), not
     /// silence.
     pub pad_with_floor: bool,
@@ -131,6 +139,8 @@ impl Default for Recipe {
             label_smoothing: 0.0,
             mel_shift_prob: 0.0,
             mel_shift_bands: 0,
+            colour_prob: 0.0,
+            colour_tilt_db: 12.0,
             pad_with_floor: false,
             cap_calm_weight: false,
         }

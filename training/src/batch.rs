@@ -66,6 +66,27 @@ pub fn shift_mel(window: &mut [f32], n_mels: usize, shift: isize) {
     }
 }
 
+/// Colours a window (frames x n_mels, in dB) as another microphone and room would: a
+/// linear tilt of `tilt_db` from the lowest band to the highest, and from band `rolloff_from`
+/// up a loss of `rolloff_db_per_band` per band. The same curve is added to every frame.
+pub fn colour(
+    window: &mut [f32],
+    n_mels: usize,
+    tilt_db: f32,
+    rolloff_from: usize,
+    rolloff_db_per_band: f32,
+) {
+    let curve: Vec<f32> = (0..n_mels)
+        .map(|m| {
+            let tilt = tilt_db * (m as f32 / (n_mels - 1).max(1) as f32 - 0.5);
+            tilt - rolloff_db_per_band * m.saturating_sub(rolloff_from) as f32
+        })
+        .collect();
+    for frame in window.chunks_exact_mut(n_mels) {
+        frame.iter_mut().zip(&curve).for_each(|(v, c)| *v += c);
+    }
+}
+
 /// SpecAugment: two frequency masks of up to 8 bands, two time masks of up to `max_time`
 /// frames, as a multiplicative 0/1 mask over normalized (zero-mean) input.
 pub fn spec_augment_mask(
@@ -94,4 +115,24 @@ pub fn spec_augment_mask(
         }
     }
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_adds_one_curve_to_every_frame() {
+        let (n_mels, frames) = (8, 3);
+        let mut window = vec![-40.0f32; n_mels * frames];
+        colour(&mut window, n_mels, 7.0, 6, 2.0);
+        for frame in window.chunks_exact(n_mels) {
+            assert_eq!(frame, &window[..n_mels]);
+        }
+        // The tilt spans 7 dB from the lowest band to the highest; the roll-off starts
+        // after band 6 and takes 2 dB per band.
+        assert!((window[0] - (-43.5)).abs() < 1e-5);
+        assert!((window[6] - (-40.0 + 7.0 * (6.0 / 7.0 - 0.5))).abs() < 1e-5);
+        assert!((window[7] - (-36.5 - 2.0)).abs() < 1e-5);
+    }
 }

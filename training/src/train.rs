@@ -15,7 +15,7 @@ use rand_distr::{Beta, Distribution, Normal};
 use sentio::model::recipe::{Sampling, Schedule};
 use sentio::model::{ModelCard, ModelInput, Network, Recipe};
 
-use crate::batch::{crop_window_padded, shift_mel, spec_augment_mask};
+use crate::batch::{colour, crop_window_padded, shift_mel, spec_augment_mask};
 use crate::cache::CachedClip;
 use crate::eval::{Confusion, argmax, predict_clips};
 
@@ -360,6 +360,19 @@ impl Run<'_> {
                         let max = recipe.mel_shift_bands as i64;
                         let shift = self.rng.random_range(-max..=max) as isize;
                         shift_mel(&mut window, n_mels, shift);
+                    }
+                    if recipe.colour_prob > 0.0 && self.rng.random_bool(recipe.colour_prob) {
+                        let tilt = recipe.colour_tilt_db;
+                        let tilt = self.rng.random_range(-tilt..=tilt);
+                        let (from, slope) = if self.rng.random_bool(0.5) {
+                            (
+                                self.rng.random_range(n_mels / 2..n_mels),
+                                self.rng.random_range(0.0..1.0),
+                            )
+                        } else {
+                            (n_mels, 0.0)
+                        };
+                        colour(&mut window, n_mels, tilt, from, slope);
                     }
                     flat.extend(window);
                 }
