@@ -81,13 +81,13 @@ impl ArchitectureSpec for SeedConfig {
         FeatureConfig::default()
     }
 
-    fn flops(&self, _card: &ModelCard, _frames: usize) -> u64 {
+    fn flops(&self, card: &ModelCard, _frames: usize) -> u64 {
         let (mut len, mut c_in, mut total) = (SEED_FEATURES, 1usize, 0u64);
         for c_out in [256, 128, 128, 64] {
             total += 2 * (len * c_in * 4 * c_out) as u64;
             (len, c_in) = (len.div_ceil(2), c_out);
         }
-        total + 2 * (len * 64 * 64 + 64 * 8) as u64
+        total + 2 * (len * 64 * 64 + 64 * card.labels.len()) as u64
     }
 }
 

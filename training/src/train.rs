@@ -290,10 +290,12 @@ impl Run<'_> {
         optimizer: &mut AdamW,
     ) -> Result<f64> {
         let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
-        let mut targets = one_hot(&labels, self.card.labels.len(), self.device)?;
+        let classes = self.card.labels.len();
+        let mut targets = one_hot(&labels, classes, self.device)?;
         if self.recipe.label_smoothing > 0.0 {
+            // Spread over the model's own classes, so each target still sums to 1.
             let e = self.recipe.label_smoothing as f64;
-            targets = ((targets * (1.0 - e))? + e / 8.0)?;
+            targets = ((targets * (1.0 - e))? + e / classes as f64)?;
         }
         let raw = self.batch_input(train_set, batch)?;
         let mut x = self.net.normalize(&raw)?;
