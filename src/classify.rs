@@ -2,15 +2,14 @@
 //! distribution is the mean over its speech windows, the same rule for `sentio classify`,
 //! the `Classify` RPC and a stream's summary.
 
-use serde::Serialize;
-
 use crate::audio::DecodedAudio;
 use crate::error::Result;
 use crate::model::Model;
 use crate::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
 
-/// One window's result; `probabilities` is `None` for silence.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One window's result; `probabilities` is `None` for silence. (What the command lines print
+/// is `report::WindowReport`; this is the pipeline's own value.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct WindowResult {
     pub index: u64,
     pub start_ms: u64,
@@ -18,7 +17,6 @@ pub struct WindowResult {
     pub speech: bool,
     pub emotion: String,
     pub confidence: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Vec<f32>>,
 }
 
@@ -60,7 +58,7 @@ pub fn top(labels: &[String], probabilities: &[f32]) -> (String, f32) {
 }
 
 /// A recording's decision.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClipPrediction {
     /// Top emotion of the mean distribution, or "silence" when no window held speech.
     pub emotion: String,
