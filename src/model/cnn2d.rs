@@ -12,7 +12,7 @@
 //! matrix product), in training and serving alike: the backward pass is then only copies and
 //! matrix products, and serving folds batch norm into the same GEMM's weights.
 
-use candle_core::{D, Module, ModuleT, Result, Tensor};
+use candle_core::{D, Module, ModuleT, Result, Tensor, Var};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,10 @@ use super::architecture::{
     ArchitectureSpec, Inference, InputStatistics, ModelInput, Network, invalid_card,
 };
 use super::card::ModelCard;
+use super::conv::max_pool;
 use super::dropout::SeededDropout;
 use super::recipe::{Augmentation, Recipe, Schedule};
+use super::train_kernels::{BatchNormReluPool, im2col3x3};
 
 /// The card's `architecture` section for this network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,21 +153,40 @@ fn as_columns(weight: &Tensor) -> Result<Tensor> {
         .reshape((c_out, 9 * c_in))
 }
 
-fn pool(x: Tensor, (pf, pt): (usize, usize)) -> Result<Tensor> {
-    let (_, _, f, t) = x.dims4()?;
-    let (pf, pt) = (pf.min(f).max(1), pt.min(t).max(1));
-    if pf == 1 && pt == 1 {
-        return Ok(x);
-    }
-    x.max_pool2d_with_stride((pf, pt), (pf, pt))
-}
-
 #[derive(Debug)]
 struct Block {
     /// (C_out, C_in, 3, 3), the layout of a 2-D convolution's weight.
     weight: Tensor,
     bn: BatchNorm,
     pool: (usize, usize),
+}
+
+impl Block {
+    /// The training pass with `train_kernels`' fused ops (4-5x faster than the candle graph,
+    /// the same arithmetic); updates batch norm's running statistics as candle's does.
+    fn train_on_cpu(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, f, t) = x.dims4()?;
+        let c_out = self.weight.dim(0)?;
+        let y = as_columns(&self.weight)?
+            .unsqueeze(0)?
+            .broadcast_matmul(&im2col3x3(x)?)?
+            .reshape((b, c_out, f, t))?;
+        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
+            candle_core::bail!("cnn2d: batch norm without affine parameters")
+        };
+        let (out, batch) = BatchNormReluPool::apply(&y, gamma, beta, self.bn.eps(), self.pool)?;
+        let momentum = self.bn.momentum();
+        let n = (b * f * t) as f64;
+        let dev = x.device();
+        let mean = Tensor::new(batch.mean.as_slice(), dev)?;
+        let var = Tensor::new(batch.var.as_slice(), dev)?;
+        let running_mean = ((self.bn.running_mean() * (1.0 - momentum))? + (mean * momentum)?)?;
+        let unbiased = momentum * n / (n - 1.0).max(1.0);
+        let running_var = ((self.bn.running_var() * (1.0 - momentum))? + (var * unbiased)?)?;
+        Var::from_tensor(self.bn.running_mean())?.set(&running_mean)?;
+        Var::from_tensor(self.bn.running_var())?.set(&running_var)?;
+        Ok(out)
+    }
 }
 
 #[derive(Debug)]
@@ -200,8 +221,12 @@ impl Cnn2dNet {
     fn forward_layers(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.unsqueeze(1)?;
         for block in &self.blocks {
-            let y = conv3x3(&x, &as_columns(&block.weight)?)?;
-            x = pool(block.bn.forward_t(&y, train)?.relu()?, block.pool)?;
+            x = if train && x.device().is_cpu() {
+                block.train_on_cpu(&x)?
+            } else {
+                let y = conv3x3(&x, &as_columns(&block.weight)?)?;
+                max_pool(&block.bn.forward_t(&y, train)?.relu()?, block.pool)?
+            };
         }
         let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
         self.head.forward(&self.dropout.forward_t(&pooled, train)?)

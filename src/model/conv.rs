@@ -73,12 +73,64 @@ impl TemporalConv {
     }
 }
 
+/// Max pool of (bands, frames) cells over (B, C, F, T), dropping a ragged edge, as reshape
+/// and max: its gradient goes to each cell's maximum. candle 0.11's `max_pool2d` backward
+/// scales that gradient by 1 / (cell area) and, when a size is not a multiple of the cell,
+/// loses it on most of the image (its nearest-neighbour upsampling of the pooled gradient does
+/// not line up with the cells); the forward values are the same.
+pub fn max_pool(x: &Tensor, (pf, pt): (usize, usize)) -> Result<Tensor> {
+    let (b, c, f, t) = x.dims4()?;
+    let (pf, pt) = (pf.min(f).max(1), pt.min(t).max(1));
+    if (pf, pt) == (1, 1) {
+        return Ok(x.clone());
+    }
+    let (fo, to) = (f / pf, t / pt);
+    x.narrow(2, 0, fo * pf)?
+        .narrow(3, 0, to * pt)?
+        .reshape((b, c, fo, pf, to, pt))?
+        .max(5)?
+        .max(3)
+}
+
+/// [`max_pool`] over frame pairs of (B, C, T); an odd last frame is dropped.
+pub fn max_pool_pairs(x: &Tensor) -> Result<Tensor> {
+    max_pool(&x.unsqueeze(2)?, (1, 2))?.squeeze(2)
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
 
     use super::*;
+
+    /// Pooling keeps candle's values and sends a gradient of exactly 1 to each cell's
+    /// maximum, ragged edges included.
+    #[test]
+    fn max_pool_routes_gradient_to_each_maximum() -> Result<()> {
+        let dev = Device::Cpu;
+        for ((f, t), pool) in [((4, 8), (2, 4)), ((7, 197), (2, 4)), ((1, 9), (1, 2))] {
+            let x = Var::randn(0f32, 1., (2, 3, f, t), &dev)?;
+            let pooled = max_pool(x.as_tensor(), pool)?;
+            let candle = x.as_tensor().max_pool2d_with_stride(pool, pool)?;
+            let diff = (&pooled - candle)?.abs()?.flatten_all()?.max(0)?;
+            assert_eq!(diff.to_scalar::<f32>()?, 0.0);
+            let grads = pooled.sum_all()?.backward()?;
+            let grad = grads
+                .get(&x)
+                .expect("gradient")
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let ones = grad.iter().filter(|&&g| g == 1.0).count();
+            assert_eq!(
+                ones,
+                pooled.elem_count(),
+                "{f}x{t}: one unit gradient per cell"
+            );
+            assert_eq!(grad.iter().filter(|&&g| g != 0.0).count(), ones);
+        }
+        Ok(())
+    }
 
     /// The reason this module exists: analytic kernel gradients match finite differences.
     #[test]

@@ -238,10 +238,7 @@ impl LogMelNet {
         for (conv, bn, pool) in &self.blocks {
             x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
             if *pool && x.dim(D::Minus1)? >= 2 {
-                x = x
-                    .unsqueeze(2)?
-                    .max_pool2d_with_stride((1, 2), (1, 2))?
-                    .squeeze(2)?;
+                x = super::conv::max_pool_pairs(&x)?;
             }
         }
         let pooled = Tensor::cat(&[x.mean(D::Minus1)?, x.max(D::Minus1)?], 1)?;

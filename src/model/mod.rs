@@ -12,6 +12,7 @@ pub mod folded;
 pub mod logmel;
 pub mod recipe;
 pub mod seed;
+pub mod train_kernels;
 
 use std::path::Path;
 

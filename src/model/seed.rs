@@ -131,7 +131,7 @@ fn max_pool_same(x: &Tensor) -> Result<Tensor> {
     let x = x
         .pad_with_zeros(D::Minus1, pad / 2, pad - pad / 2)?
         .unsqueeze(2)?;
-    let pairs = x.max_pool2d_with_stride((1, 2), (1, 2))?.squeeze(2)?;
+    let pairs = super::conv::max_pool(&x, (1, 2))?.squeeze(2)?;
     pairs
         .narrow(D::Minus1, 0, out)?
         .maximum(&pairs.narrow(D::Minus1, 1, out)?)
