@@ -48,20 +48,23 @@ enum Command {
 
 #[derive(Args)]
 struct StreamArgs {
-    /// Audio file, or `-` for raw PCM on stdin (see --format, --rate, --channels).
+    /// Audio file, or `-` for raw audio on stdin, streamed as it arrives (needs --format
+    /// and --rate), e.g. `arecord -f S16_LE -r 16000 | sentio-client stream - --format
+    /// s16le --rate 16000`.
     input: String,
-    /// Send audio at the pace it plays (as a live call), not as fast as possible.
+    /// Send a file at the pace it plays (as a live call), not as fast as possible; stdin is
+    /// always sent as it arrives.
     #[arg(long)]
     realtime: bool,
-    /// Milliseconds of audio per chunk.
+    /// Milliseconds of audio per chunk (for stdin, the most sent at once).
     #[arg(long, default_value_t = 100)]
     chunk_ms: u32,
-    /// Raw stdin format.
-    #[arg(long, value_enum, default_value = "s16le")]
-    format: SampleFormat,
-    /// Raw stdin sample rate.
-    #[arg(long, default_value_t = 16_000)]
-    rate: u32,
+    /// Raw stdin encoding (required with `-`).
+    #[arg(long, alias = "encoding", value_enum)]
+    format: Option<SampleFormat>,
+    /// Raw stdin sample rate in Hz (required with `-`).
+    #[arg(long)]
+    rate: Option<u32>,
     /// Raw stdin channels.
     #[arg(long, default_value_t = 1)]
     channels: u32,
@@ -128,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
-    let (bytes, format, rate, channels) = load_input(&args).await?;
+    let (source, format, rate, channels) = open_input(&args)?;
     let frame = format.bytes_per_sample() * channels.max(1) as usize;
     let chunk = (rate as usize * args.chunk_ms.max(1) as usize / 1000).max(1) * frame;
     let config = StreamConfig {
@@ -141,10 +144,20 @@ async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
         include_silence: args.include_silence,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let pace = args
-        .realtime
-        .then(|| Duration::from_millis(args.chunk_ms as u64));
-    tokio::spawn(send_chunks(tx, config, bytes, chunk, pace));
+    let _ = tx
+        .send(StreamEmotionsRequest {
+            request: Some(Request::Config(config)),
+        })
+        .await;
+    let sender = match source {
+        Source::Stdin => tokio::spawn(send_stdin(tx, frame, chunk)),
+        Source::File(bytes) => {
+            let pace = args
+                .realtime
+                .then(|| Duration::from_millis(args.chunk_ms as u64));
+            tokio::spawn(send_chunks(tx, bytes, chunk, pace))
+        }
+    };
     let mut client = conn.connect().await?;
     let mut inbound = client
         .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -155,39 +168,86 @@ async fn stream(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
             print_response(response, args.json);
         }
     }
-    Ok(())
+    sender.await?
 }
 
-/// The audio to send: raw bytes from stdin as declared, or a decoded file as 16-bit PCM.
-async fn load_input(args: &StreamArgs) -> anyhow::Result<(Vec<u8>, SampleFormat, u32, u32)> {
+/// Where the audio comes from.
+enum Source {
+    /// Raw audio on stdin, sent as it arrives.
+    Stdin,
+    /// A decoded file as 16-bit PCM.
+    File(Vec<u8>),
+}
+
+/// The audio source and its format, rate and channels. Raw stdin has no header, so its
+/// format and rate must be given; a file's own header describes it.
+fn open_input(args: &StreamArgs) -> anyhow::Result<(Source, SampleFormat, u32, u32)> {
     if args.input == "-" {
-        let mut bytes = Vec::new();
-        tokio::io::stdin().read_to_end(&mut bytes).await?;
-        return Ok((bytes, args.format, args.rate, args.channels));
+        let (Some(format), Some(rate)) = (args.format, args.rate) else {
+            anyhow::bail!(
+                "raw audio on stdin has no header: give its --format (s16le, f32le, mulaw, alaw) and --rate in Hz, e.g. `--format s16le --rate 16000`"
+            );
+        };
+        return Ok((Source::Stdin, format, rate, args.channels));
+    }
+    if args.format.is_some() || args.rate.is_some() {
+        anyhow::bail!(
+            "--format and --rate describe raw audio on stdin (`-`); {} is decoded from its own header",
+            args.input
+        );
     }
     let audio = decode_path(std::path::Path::new(&args.input))
         .with_context(|| format!("decoding {}", args.input))?;
     Ok((
-        encode(&audio.samples, SampleFormat::S16Le),
+        Source::File(encode(&audio.samples, SampleFormat::S16Le)),
         SampleFormat::S16Le,
         audio.sample_rate,
         1,
     ))
 }
 
-/// The config, then the audio in chunks, paced in real time when asked.
+/// Sends stdin's audio as it arrives: each read's whole frames at once (at most `max_chunk`
+/// bytes per message), so a live source such as `arecord` is heard within one read.
+async fn send_stdin(
+    tx: tokio::sync::mpsc::Sender<StreamEmotionsRequest>,
+    frame: usize,
+    max_chunk: usize,
+) -> anyhow::Result<()> {
+    let mut stdin = tokio::io::stdin();
+    let mut pending = Vec::with_capacity(max_chunk);
+    let mut buf = vec![0u8; max_chunk];
+    loop {
+        let n = stdin.read(&mut buf).await.context("reading stdin")?;
+        pending.extend_from_slice(&buf[..n]);
+        let whole = pending.len() / frame * frame;
+        for piece in pending[..whole].chunks(max_chunk) {
+            let audio = StreamEmotionsRequest {
+                request: Some(Request::Audio(piece.to_vec())),
+            };
+            if tx.send(audio).await.is_err() {
+                return Ok(());
+            }
+        }
+        pending.drain(..whole);
+        if n == 0 {
+            if !pending.is_empty() {
+                eprintln!(
+                    "warning: stdin ended inside a frame; its last {} bytes were not sent",
+                    pending.len()
+                );
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// A file's audio in chunks, paced in real time when asked.
 async fn send_chunks(
     tx: tokio::sync::mpsc::Sender<StreamEmotionsRequest>,
-    config: StreamConfig,
     bytes: Vec<u8>,
     chunk: usize,
     pace: Option<Duration>,
-) {
-    let _ = tx
-        .send(StreamEmotionsRequest {
-            request: Some(Request::Config(config)),
-        })
-        .await;
+) -> anyhow::Result<()> {
     let mut ticker = pace.map(tokio::time::interval);
     for piece in bytes.chunks(chunk) {
         if let Some(t) = ticker.as_mut() {
@@ -200,6 +260,7 @@ async fn send_chunks(
             break;
         }
     }
+    Ok(())
 }
 
 fn print_response(response: Response, json: bool) {
