@@ -1,5 +1,6 @@
-//! Signals to the real binary: SIGTERM under load drains every open stream (each gets its
-//! in-flight windows and its summary, then the process exits 0); SIGHUP reloads API keys.
+//! Signals to the real binary: SIGTERM under load drains every open stream (served until the
+//! drain timeout, then each gets its in-flight windows and its summary, and the process exits
+//! 0); SIGHUP reloads API keys.
 
 mod common;
 
@@ -13,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_delivers_every_window_and_summary() {
-    let mut server = ServerProcess::start(&["--drain-timeout-s", "10"]).await;
+    let mut server = ServerProcess::start(&["--drain-timeout-s", "2"]).await;
     let audio = speech_bytes();
     let config = StreamConfig {
         include_silence: true,

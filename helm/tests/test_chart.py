@@ -314,7 +314,7 @@ def check_default(objects: list[dict[str, Any]], notes: str) -> None:
     assert args["--device"] == "cpu"
     assert args["--model"] == "builtin:default", "the chart states the built-in model it runs"
     assert "--max-connection-age-s" not in args, "connection age is unset by default"
-    assert args["--drain-timeout-s"] == "30" and pod["terminationGracePeriodSeconds"] == 50
+    assert args["--drain-timeout-s"] == "600" and pod["terminationGracePeriodSeconds"] == 620
     assert server["image"] == f"ghcr.io/sentio-ser/sentio:{chart['appVersion']}", server["image"]
     assert "nvidia.com/gpu" not in json.dumps(pod), "GPU resources on a CPU pod"
     assert server["resources"]["requests"]["cpu"], "no CPU request: the HPA could not work"

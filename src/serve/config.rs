@@ -79,8 +79,9 @@ pub struct ServeConfig {
     /// Longest Classify recording, in seconds.
     #[arg(long, env = "SENTIO_MAX_CLASSIFY_SECONDS", default_value_t = 600)]
     pub max_classify_seconds: u64,
-    /// On SIGTERM/SIGINT, seconds to let open streams finish before exiting.
-    #[arg(long, env = "SENTIO_DRAIN_TIMEOUT_S", default_value_t = 30)]
+    /// On SIGTERM/SIGINT, seconds that open streams go on being served (new ones go
+    /// elsewhere); streams still open then are ended with their windows and summary.
+    #[arg(long, env = "SENTIO_DRAIN_TIMEOUT_S", default_value_t = 600)]
     pub drain_timeout_s: u64,
     /// Close client connections after this many seconds (they reconnect and re-resolve, so
     /// scale-outs get traffic); streams in progress get a grace period of the drain timeout.

@@ -74,9 +74,11 @@ const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
 /// The gRPC service name, as health checks report it.
 pub const SERVICE_NAME: &str = "sentio.v1.EmotionRecognizer";
 
-/// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, new streams get
-/// UNAVAILABLE, open streams stop reading, finish their windows and receive their summary,
-/// all within the drain timeout.
+/// Serves until `shutdown` resolves, then drains: health turns NOT_SERVING, connections get
+/// an HTTP/2 GOAWAY and new streams UNAVAILABLE, so clients start new calls elsewhere, while
+/// open streams go on being served until they end. Streams still open when the drain
+/// timeout passes stop reading, finish their windows and get their summary (reason
+/// `END_REASON_SERVER_SHUTDOWN`).
 pub async fn serve(
     grpc: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -96,11 +98,12 @@ pub async fn serve(
         queue_capacity: config.queue_capacity.max(1),
     };
     let (batcher, worker) = Batcher::start(inference, batcher_config);
-    let stop = CancellationToken::new();
+    let (draining, stop) = (CancellationToken::new(), CancellationToken::new());
     let ctx = Arc::new(SessionContext {
         card,
         batcher,
         config: config.clone(),
+        draining: draining.clone(),
         shutdown: stop.clone(),
     });
     let tracker = TaskTracker::new();
@@ -114,15 +117,20 @@ pub async fn serve(
     let (health_reporter, health_service) = serve_health(&config).await?;
     let reflection = reflection_service()?;
     let recognizer = authenticated(service, &config)?;
-    // Tonic's own graceful shutdown waits for every connection; sessions are drained first.
-    let server_stop = CancellationToken::new();
+    // Tonic's graceful shutdown (GOAWAY, no new connections) starts with the drain and lets
+    // open streams run; `drained` fires once every session has ended.
+    let (server_stop, drained) = (CancellationToken::new(), CancellationToken::new());
     let drain = tokio::spawn(drain_on(
         shutdown,
         config.drain_timeout(),
-        stop.clone(),
-        tracker.clone(),
-        health_reporter.clone(),
-        server_stop.clone(),
+        Drain {
+            draining,
+            sessions: stop.clone(),
+            tracker: tracker.clone(),
+            health: health_reporter.clone(),
+            server_stop: server_stop.clone(),
+            drained: drained.clone(),
+        },
     ));
     let server_stop_signal = server_stop.clone();
     let server = server_builder(&config)?
@@ -136,7 +144,7 @@ pub async fn serve(
             server_stop_signal.cancelled().await
         });
     let grace = async {
-        server_stop.cancelled().await;
+        drained.cancelled().await;
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     };
     tokio::select! {
@@ -231,30 +239,60 @@ fn authenticated(
     ))
 }
 
-/// Waits for `shutdown`, then drains: NOT_SERVING, sessions told to finish, and the server
-/// stopped once they have (or the drain timeout passed).
-async fn drain_on(
-    shutdown: impl Future<Output = ()>,
-    drain_timeout: std::time::Duration,
+/// What a drain acts on.
+struct Drain {
+    /// New streams are refused.
+    draining: CancellationToken,
+    /// Open streams stop reading and summarize.
     sessions: CancellationToken,
     tracker: TaskTracker,
     health: tonic_health::server::HealthReporter,
+    /// Tonic's graceful shutdown: GOAWAY, no new connections.
     server_stop: CancellationToken,
+    /// Every session has ended.
+    drained: CancellationToken,
+}
+
+/// How long streams told to stop may take to flush their windows and summaries.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for `shutdown`, then drains: NOT_SERVING, new streams refused, GOAWAY sent; open
+/// streams run until they end or `drain_timeout` passes, when they are told to stop.
+async fn drain_on(
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: std::time::Duration,
+    drain: Drain,
 ) {
     shutdown.await;
-    tracing::info!(timeout_s = drain_timeout.as_secs(), "draining streams");
-    health
+    tracing::info!(
+        timeout_s = drain_timeout.as_secs(),
+        open_streams = drain.tracker.len(),
+        "draining: open streams are served until they end"
+    );
+    drain
+        .health
         .set_not_serving::<EmotionRecognizerServer<EmotionService>>()
         .await;
-    sessions.cancel();
-    tracker.close();
-    if tokio::time::timeout(drain_timeout, tracker.wait())
+    drain.draining.cancel();
+    drain.server_stop.cancel();
+    drain.tracker.close();
+    if tokio::time::timeout(drain_timeout, drain.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("drain timeout: some streams did not finish");
+        tracing::warn!(
+            open_streams = drain.tracker.len(),
+            "drain timeout: ending the streams still open"
+        );
+        drain.sessions.cancel();
+        if tokio::time::timeout(FLUSH_TIMEOUT, drain.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some streams did not flush their windows in time");
+        }
     }
-    server_stop.cancel();
+    drain.drained.cancel();
 }
 
 /// gRPC reflection over the public API and health, so grpcurl needs no proto files.

@@ -40,10 +40,14 @@ impl EmotionRecognizer for EmotionService {
         &self,
         request: Request<Streaming<StreamEmotionsRequest>>,
     ) -> Result<Response<Self::StreamEmotionsStream>, Status> {
-        if self.ctx.shutdown.is_cancelled() {
-            return Err(counted(Status::unavailable(
-                "the server is shutting down; reconnect to another instance",
-            )));
+        if self.ctx.draining.is_cancelled() {
+            // gRPC's retry pushback: a client retry policy may retry at once, elsewhere.
+            let mut status =
+                Status::unavailable("the server is draining; reconnect to another instance");
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", "0".parse().expect("ascii"));
+            return Err(counted(status));
         }
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             counted(Status::resource_exhausted(format!(

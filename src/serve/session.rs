@@ -32,7 +32,10 @@ pub struct SessionContext {
     pub card: ModelCard,
     pub batcher: Batcher,
     pub config: ServeConfig,
-    /// Cancelled on SIGTERM: sessions stop reading, finish their windows and summarize.
+    /// Cancelled on SIGTERM: new streams are refused, open ones go on being served.
+    pub draining: CancellationToken,
+    /// Cancelled when the drain timeout passes: open sessions stop reading, finish their
+    /// windows and summarize.
     pub shutdown: CancellationToken,
 }
 
