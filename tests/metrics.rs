@@ -57,10 +57,29 @@ async fn metrics_count_what_clients_received() {
         "{body}"
     );
     assert_eq!(value(&body, "sentio_active_streams"), 0.0, "{body}");
-    assert!(
-        (value(&body, "sentio_audio_received_seconds_total") - 19.5).abs() < 1e-6,
+    assert_eq!(
+        value(&body, "sentio_audio_received_seconds_total"),
+        19.5,
         "{body}"
     );
+    let build_info = format!(
+        "sentio_build_info{{version=\"{}\",model_id=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        sentio::model::Model::default_model(&candle_core::Device::Cpu)
+            .unwrap()
+            .card
+            .id
+    );
+    assert!(
+        body.contains(&build_info),
+        "{build_info} missing from\n{body}"
+    );
+    // The process's own metrics, from the metrics-process collector.
+    assert!(
+        value(&body, "process_resident_memory_bytes") > 1e6,
+        "{body}"
+    );
+    assert!(value(&body, "process_open_fds") > 0.0, "{body}");
     assert_eq!(
         value(&body, "sentio_window_latency_seconds_count"),
         windows as f64,

@@ -328,6 +328,51 @@ async fn streams_open_past_the_drain_timeout_end_with_their_summary() {
     server.task.await.unwrap().unwrap();
 }
 
+/// `/healthz` answers while the process runs; `/readyz` is 200 while serving and 503 from the
+/// moment a drain starts, while open streams are still being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_unavailable_when_the_drain_starts() {
+    let mut server = TestServer::start(|c| c.drain_timeout_s = 30).await;
+    let status_line = |response: String| response.lines().next().unwrap_or("").to_string();
+    assert_eq!(
+        status_line(http_get(server.metrics_addr, "/healthz").await),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status_line(http_get(server.metrics_addr, "/readyz").await),
+        "HTTP/1.1 200 OK"
+    );
+    // A call in progress keeps the server draining (not stopped) while readiness is checked.
+    let mut client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(requests(config(AudioEncoding::PcmS16le, 16_000), &[], 1).remove(0))
+        .await
+        .unwrap();
+    let mut inbound = client
+        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    inbound.message().await.unwrap().expect("stream started");
+    server.shutdown();
+    let mut ready = String::new();
+    for _ in 0..100 {
+        ready = status_line(http_get(server.metrics_addr, "/readyz").await);
+        if ready != "HTTP/1.1 200 OK" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(
+        status_line(http_get(server.metrics_addr, "/healthz").await),
+        "HTTP/1.1 200 OK"
+    );
+    drop(tx);
+    while inbound.message().await.unwrap().is_some() {}
+    server.task.await.unwrap().unwrap();
+}
+
 /// GetModelInfo states the weights' licence and training data of whichever model is loaded:
 /// both built-in models (chosen as `--model builtin:NAME` chooses them) and a directory.
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Every Prometheus metric Sentio exports: names, units, help texts and buckets in one
 //! place, recorded through small helpers so call sites stay readable.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{
@@ -19,6 +20,7 @@ const BATCH_BUCKETS: [f64; 12] = [
 pub const ACTIVE_STREAMS: &str = "sentio_active_streams";
 pub const STREAMS: &str = "sentio_streams_total";
 pub const AUDIO_SECONDS: &str = "sentio_audio_received_seconds_total";
+pub const BUILD_INFO: &str = "sentio_build_info";
 pub const WINDOWS: &str = "sentio_windows_total";
 pub const BATCH_SIZE: &str = "sentio_batch_size";
 pub const QUEUE_WAIT: &str = "sentio_queue_wait_seconds";
@@ -73,9 +75,8 @@ fn describe() {
         "Streams ended, by outcome (completed, limited, cancelled, error)."
     );
     describe_gauge!(
-        AUDIO_SECONDS,
-        Unit::Seconds,
-        "Seconds of audio received (monotonic)."
+        BUILD_INFO,
+        "Always 1; its labels name the server version and the loaded model."
     );
     describe_counter!(WINDOWS, "Windows analysed, by top emotion (or silence).");
     describe_histogram!(BATCH_SIZE, "Windows per model forward pass.");
@@ -110,8 +111,26 @@ pub fn stream_closed(outcome: super::outcome::Outcome) {
     counter!(STREAMS, "outcome" => outcome.label()).increment(1);
 }
 
-pub fn audio_received(seconds: f64) {
-    gauge!(AUDIO_SECONDS).increment(seconds);
+/// Microseconds of audio received. The metrics crate's counters are integers, and a
+/// counter of seconds must be fractional, so this one is rendered by [`render`].
+static AUDIO_RECEIVED_US: AtomicU64 = AtomicU64::new(0);
+
+pub fn audio_received_us(us: u64) {
+    AUDIO_RECEIVED_US.fetch_add(us, Ordering::Relaxed);
+}
+
+/// The Prometheus text page: every recorded metric, plus the audio-received counter.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let seconds = AUDIO_RECEIVED_US.load(Ordering::Relaxed) as f64 / 1e6;
+    format!(
+        "{}# HELP {AUDIO_SECONDS} Seconds of audio received.\n# TYPE {AUDIO_SECONDS} counter\n{AUDIO_SECONDS} {seconds}\n",
+        handle.render()
+    )
+}
+
+pub fn build_info(model_id: &str) {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "model_id" => model_id.to_string())
+        .set(1.0);
 }
 
 pub fn window(emotion: &str) {

@@ -91,7 +91,6 @@ pub async fn serve(
         device,
         inference,
     } = engine.into();
-    serve_metrics(metrics_listener);
     let batcher_config = BatcherConfig {
         max_batch_size: config.max_batch_size.max(1),
         max_batch_delay: config.max_batch_delay(),
@@ -99,6 +98,8 @@ pub async fn serve(
     };
     let (batcher, worker) = Batcher::start(inference, batcher_config);
     let (draining, stop) = (CancellationToken::new(), CancellationToken::new());
+    serve_metrics(metrics_listener, draining.clone());
+    metrics::build_info(&card.id);
     let ctx = Arc::new(SessionContext {
         card,
         batcher,
@@ -188,15 +189,35 @@ async fn serve_health(
 }
 
 /// Prometheus text on `/metrics`, on its own listener.
-fn serve_metrics(listener: Option<TcpListener>) {
+/// The HTTP port: Prometheus `/metrics` (with the process's own metrics), `/healthz` (the
+/// process answers) and `/readyz` (the model is loaded and the server is not draining: 503
+/// once SIGTERM has come).
+fn serve_metrics(listener: Option<TcpListener>, draining: CancellationToken) {
     let prometheus = metrics::install();
     let Some(listener) = listener else {
         return;
     };
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(prometheus.render())),
-    );
+    let process = metrics_process::Collector::default();
+    process.describe();
+    let render = move || {
+        process.collect();
+        std::future::ready(metrics::render(&prometheus))
+    };
+    let ready = move || {
+        let status = if draining.is_cancelled() {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        } else {
+            (axum::http::StatusCode::OK, "ready\n")
+        };
+        std::future::ready(status)
+    };
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .route(
+            "/healthz",
+            axum::routing::get(|| std::future::ready("ok\n")),
+        )
+        .route("/readyz", axum::routing::get(ready));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics endpoint stopped");

@@ -108,6 +108,8 @@ struct Session {
     pending: VecDeque<Pending>,
     samples: Vec<f32>,
     prepared: Vec<PreparedWindow>,
+    /// Input samples decoded so far (the audio-received counter adds whole microseconds).
+    samples_received: u64,
 }
 
 impl Session {
@@ -165,6 +167,7 @@ impl Session {
             pending: VecDeque::new(),
             samples: Vec::new(),
             prepared: Vec::new(),
+            samples_received: 0,
         })
     }
 
@@ -229,7 +232,10 @@ impl Session {
                     crate::error::chain(&e)
                 ))
             })?;
-        metrics::audio_received(self.samples.len() as f64 / self.accepted.rate as f64);
+        let rate = self.accepted.rate as u64;
+        let before_us = self.samples_received * 1_000_000 / rate;
+        self.samples_received += self.samples.len() as u64;
+        metrics::audio_received_us(self.samples_received * 1_000_000 / rate - before_us);
         submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
         Ok(())
     }

@@ -86,12 +86,15 @@ impl TestServer {
 
 /// The body of a server's Prometheus /metrics page.
 pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {
+    http_get(addr, "/metrics").await
+}
+
+/// A plain HTTP/1.1 GET on the metrics port: the status line, headers and body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
     let mut body = String::new();
     socket.read_to_string(&mut body).await.unwrap();
     body
