@@ -102,6 +102,7 @@ fn stream_cases(speech: &[u8]) -> Vec<Case> {
         case("hop off the frame grid", Stream(with(|c| c.hop_ms = 15)), invalid, "multiples of 10 ms"),
         case("stream id of 300 bytes", Stream(with(|c| c.stream_id = "x".repeat(300))), invalid, "longer than 256"),
         case("stream id forging a log line", Stream(with(|c| c.stream_id = "a\nlevel=error".into())), invalid, "control characters"),
+        case("resume point off the hop grid", Stream(with(|c| c.resume_at_ms = 1500)), invalid, "multiple of hop_ms"),
         case("config twice", Stream(vec![cfg(s16(16_000)), cfg(s16(16_000))]), invalid, "twice"),
         case("config after audio", Stream(vec![cfg(s16(16_000)), audio(&speech[..3200]), cfg(s16(16_000))]), invalid, "twice"),
         case("empty request", Stream(vec![cfg(s16(16_000)), StreamEmotionsRequest { request: None }]), invalid, "empty"),

@@ -184,7 +184,6 @@ impl Session {
         let max_s = ctx.config.max_stream_duration_s;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(max_s);
         let cap = ctx.config.max_windows_in_flight.max(1);
-        let include_silence = self.accepted.include_silence;
         loop {
             let can_read = self.pending.len() < cap;
             tokio::select! {
@@ -193,7 +192,7 @@ impl Session {
                 _ = tokio::time::sleep_until(deadline) => return Ok(EndReason::MaxDuration(max_s)),
                 ready = next_ready(&mut self.pending, &ctx.card.labels), if !self.pending.is_empty() => {
                     let Some(window) = ready else { continue };
-                    if !send_window(ctx, out, &mut self.summary, window, include_silence).await {
+                    if !send_window(ctx, out, &mut self.summary, window, &self.accepted).await {
                         return Err(Outcome::Cancelled);
                     }
                 }
@@ -260,10 +259,9 @@ impl Session {
             return Err(fail(out, e.into()).await);
         }
         submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
-        let include_silence = self.accepted.include_silence;
         while !self.pending.is_empty() {
             if let Some(window) = next_ready(&mut self.pending, &ctx.card.labels).await
-                && !send_window(ctx, out, &mut self.summary, window, include_silence).await
+                && !send_window(ctx, out, &mut self.summary, window, &self.accepted).await
             {
                 return Err(Outcome::Cancelled);
             }
@@ -373,7 +371,7 @@ async fn send_window(
     out: &Outbound,
     summary: &mut Summary,
     ready: Result<(WindowResult, Instant), String>,
-    include_silence: bool,
+    stream: &Accepted,
 ) -> bool {
     let (window, arrived) = match ready {
         Ok(w) => w,
@@ -388,12 +386,17 @@ async fn send_window(
     };
     summary.add(window.probabilities.as_deref());
     metrics::window(&window.emotion);
-    if window.probabilities.is_none() && !include_silence {
+    if window.probabilities.is_none() && !stream.include_silence {
         return true;
     }
+    let own = window_prediction(&ctx.card.labels, &window);
+    // On the call's timeline: a resumed stream continues the indices and times.
     let prediction = WindowPrediction {
         latency_us: arrived.elapsed().as_micros() as u64,
-        ..window_prediction(&ctx.card.labels, &window)
+        window_index: own.window_index + stream.first_window_index(),
+        start_ms: own.start_ms + stream.resume_at_ms,
+        end_ms: own.end_ms + stream.resume_at_ms,
+        ..own
     };
     let sent = out
         .send(message(Response::Prediction(prediction)))

@@ -19,6 +19,15 @@ pub struct Accepted {
     pub spec: WindowSpec,
     pub stream_id: String,
     pub include_silence: bool,
+    /// The call time of the first sample (`resume_at_ms`), a multiple of the hop.
+    pub resume_at_ms: u64,
+}
+
+impl Accepted {
+    /// Index of the stream's first window on the call's timeline.
+    pub fn first_window_index(&self) -> u64 {
+        self.resume_at_ms / self.spec.hop_ms.max(1) as u64
+    }
 }
 
 /// The operator's narrower limits (`--min/max-sample-rate-hz`, `--max-channels`) on top of
@@ -88,6 +97,13 @@ pub fn accept(
             "config.stream_id contains control characters",
         ));
     }
+    // Whole hops only, so that resumed window indices and times stay on the call's grid.
+    if !config.resume_at_ms.is_multiple_of(spec.hop_ms.max(1) as u64) {
+        return Err(Status::invalid_argument(format!(
+            "config.resume_at_ms ({}) must be a multiple of hop_ms ({}): resend audio from a window start",
+            config.resume_at_ms, spec.hop_ms
+        )));
+    }
     let stream_id = if config.stream_id.is_empty() {
         format!("stream-{fallback_id}")
     } else {
@@ -100,6 +116,7 @@ pub fn accept(
         spec,
         stream_id,
         include_silence: config.include_silence,
+        resume_at_ms: config.resume_at_ms,
     })
 }
 

@@ -1,0 +1,370 @@
+//! `sentio-client stream`: a file or live stdin to the server, predictions printed as they
+//! come. A call survives the server's drain or a lost connection: the client reconnects and
+//! resumes the call on a new stream (`StreamConfig.resume_at_ms`) from the first window not
+//! yet answered whole, resending the audio it keeps for that.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use sentio::audio::{SampleFormat, decode_path, pcm::encode};
+use sentio::proto::{
+    EndReason, StreamConfig, StreamEmotionsRequest, WindowPrediction,
+    stream_emotions_request::Request, stream_emotions_response::Response,
+};
+use sentio::report::{StreamEvent, WindowReport};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+
+use crate::connect::ConnectArgs;
+use crate::encoding_of;
+
+/// Reconnections one call may make before the client gives up.
+const MAX_RESUMES: u32 = 10;
+
+#[derive(Args)]
+pub(crate) struct StreamArgs {
+    /// Audio file, or `-` for raw audio on stdin, streamed as it arrives (needs --format
+    /// and --rate), e.g. `arecord -f S16_LE -r 16000 | sentio-client stream - --format
+    /// s16le --rate 16000`.
+    input: String,
+    /// Send a file at the pace it plays (as a live call), not as fast as possible; stdin is
+    /// always sent as it arrives.
+    #[arg(long)]
+    realtime: bool,
+    /// Milliseconds of audio per chunk (for stdin, the most sent at once).
+    #[arg(long, default_value_t = 100)]
+    chunk_ms: u32,
+    /// Raw stdin encoding (required with `-`).
+    #[arg(long, alias = "encoding", value_enum)]
+    format: Option<SampleFormat>,
+    /// Raw stdin sample rate in Hz (required with `-`).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Raw stdin channels.
+    #[arg(long, default_value_t = 1)]
+    channels: u32,
+    /// Window and hop in ms (0: the model's defaults).
+    #[arg(long, default_value_t = 0)]
+    window_ms: u32,
+    #[arg(long, default_value_t = 0)]
+    hop_ms: u32,
+    /// Also print windows gated as silence.
+    #[arg(long)]
+    include_silence: bool,
+    /// JSON lines instead of a timeline.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Audio read so far, shared by the reader and each connection's sender. Kept whole: a
+/// resumed stream resends from a window start, and raw audio is small (an hour of 16 kHz
+/// s16 is 115 MB; a file is already in memory).
+#[derive(Default)]
+struct AudioLog {
+    bytes: Mutex<(Vec<u8>, bool)>,
+    grew: Notify,
+}
+
+impl AudioLog {
+    fn push(&self, piece: &[u8]) {
+        self.bytes
+            .lock()
+            .expect("audio log")
+            .0
+            .extend_from_slice(piece);
+        self.grew.notify_waiters();
+    }
+
+    fn end(&self) {
+        self.bytes.lock().expect("audio log").1 = true;
+        self.grew.notify_waiters();
+    }
+
+    /// Up to `max` bytes from `from`, waiting for them; `None` once the audio has ended.
+    async fn read(&self, from: usize, max: usize) -> Option<Vec<u8>> {
+        loop {
+            let grew = self.grew.notified();
+            {
+                let (bytes, ended) = &*self.bytes.lock().expect("audio log");
+                if from < bytes.len() {
+                    return Some(bytes[from..bytes.len().min(from + max)].to_vec());
+                }
+                if *ended {
+                    return None;
+                }
+            }
+            grew.await;
+        }
+    }
+}
+
+/// How one connection's stream ended.
+enum Ended {
+    /// The call is over: the server answered every window.
+    Completed,
+    /// The server drained or the connection was lost: resume on a new stream.
+    Interrupted(String),
+}
+
+/// What the printed output has covered, to resume and not print a window twice.
+#[derive(Default)]
+struct Progress {
+    hop_ms: u64,
+    window_ms: u64,
+    /// The highest window index printed whole (a drain may cut the last one short).
+    last_whole: Option<u64>,
+}
+
+impl Progress {
+    /// The call time to resume at: the start of the first window not answered whole.
+    fn resume_at_ms(&self) -> u64 {
+        self.last_whole.map_or(0, |i| (i + 1) * self.hop_ms)
+    }
+
+    /// Whether to print `p`, noting it; a resumed stream repeats windows already printed.
+    fn take(&mut self, p: &WindowPrediction) -> bool {
+        if self.last_whole.is_some_and(|i| p.window_index <= i) {
+            return false;
+        }
+        if p.end_ms - p.start_ms >= self.window_ms {
+            self.last_whole = Some(p.window_index);
+        }
+        true
+    }
+}
+
+pub(crate) async fn run(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<()> {
+    let (source, format, rate, channels) = open_input(&args)?;
+    let frame = format.bytes_per_sample() * channels.max(1) as usize;
+    let chunk = (rate as usize * args.chunk_ms.max(1) as usize / 1000).max(1) * frame;
+    let log = Arc::new(AudioLog::default());
+    let reader = match source {
+        Source::Stdin => tokio::spawn(read_stdin(log.clone(), frame, chunk)),
+        Source::File(bytes) => {
+            let pace = args
+                .realtime
+                .then(|| Duration::from_millis(args.chunk_ms as u64));
+            tokio::spawn(read_file(log.clone(), bytes, chunk, pace))
+        }
+    };
+    let mut progress = Progress::default();
+    let mut resumes = 0;
+    loop {
+        let resume_at_ms = progress.resume_at_ms();
+        let config = StreamConfig {
+            encoding: encoding_of(format) as i32,
+            sample_rate_hz: rate,
+            channels,
+            window_ms: args.window_ms,
+            hop_ms: args.hop_ms,
+            stream_id: String::new(),
+            include_silence: args.include_silence,
+            resume_at_ms,
+        };
+        let from = (resume_at_ms * rate as u64 / 1000) as usize * frame;
+        match connection(conn, config, &log, from, chunk, &args, &mut progress).await {
+            Ok(Ended::Completed) => break,
+            Ok(Ended::Interrupted(why)) if resumes < MAX_RESUMES => {
+                resumes += 1;
+                let wait = Duration::from_millis(200 << resumes.min(5));
+                eprintln!(
+                    "stream interrupted ({why}); resuming the call at {:.1} s in {} ms",
+                    progress.resume_at_ms() as f64 / 1000.0,
+                    wait.as_millis()
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Ok(Ended::Interrupted(why)) => {
+                anyhow::bail!("stream interrupted ({why}) {MAX_RESUMES} times; giving up")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    reader.abort();
+    Ok(())
+}
+
+/// One stream on one connection, from the config to its end.
+async fn connection(
+    conn: &ConnectArgs,
+    config: StreamConfig,
+    log: &Arc<AudioLog>,
+    from: usize,
+    chunk: usize,
+    args: &StreamArgs,
+    progress: &mut Progress,
+) -> anyhow::Result<Ended> {
+    let mut client = match conn.connect().await {
+        Ok(client) => client,
+        // Nobody listening yet (a restarting server): worth another try.
+        Err(e) => return Ok(Ended::Interrupted(format!("connecting: {e:#}"))),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let sender = tokio::spawn(send_from(tx, config, log.clone(), from, chunk));
+    let result = async {
+        let mut inbound = client
+            .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        while let Some(message) = inbound.message().await? {
+            match message.response {
+                Some(Response::Started(s)) => {
+                    let effective = s.config.clone().unwrap_or_default();
+                    progress.hop_ms = effective.hop_ms as u64;
+                    progress.window_ms = effective.window_ms as u64;
+                    print_response(Response::Started(s), args.json);
+                }
+                Some(Response::Prediction(p)) if progress.take(&p) => {
+                    print_response(Response::Prediction(p), args.json);
+                }
+                Some(Response::Prediction(_)) => {}
+                Some(Response::Summary(s)) if s.reason() == EndReason::ServerShutdown => {
+                    return Ok(Ended::Interrupted("the server drained".into()));
+                }
+                Some(Response::Summary(s)) => print_response(Response::Summary(s), args.json),
+                None => {}
+            }
+        }
+        Ok::<_, tonic::Status>(Ended::Completed)
+    }
+    .await;
+    sender.abort();
+    match result {
+        Ok(ended) => Ok(ended),
+        // GOAWAY, a refused stream, a reset connection: the call goes on elsewhere.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown
+            ) =>
+        {
+            Ok(Ended::Interrupted(status.message().to_string()))
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
+/// The config, then the log's audio from byte `from` as it arrives; half-closes at its end.
+async fn send_from(
+    tx: tokio::sync::mpsc::Sender<StreamEmotionsRequest>,
+    config: StreamConfig,
+    log: Arc<AudioLog>,
+    mut from: usize,
+    chunk: usize,
+) {
+    let config = StreamEmotionsRequest {
+        request: Some(Request::Config(config)),
+    };
+    if tx.send(config).await.is_err() {
+        return;
+    }
+    while let Some(piece) = log.read(from, chunk).await {
+        from += piece.len();
+        let audio = StreamEmotionsRequest {
+            request: Some(Request::Audio(piece)),
+        };
+        if tx.send(audio).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Where the audio comes from.
+enum Source {
+    /// Raw audio on stdin, sent as it arrives.
+    Stdin,
+    /// A decoded file as 16-bit PCM.
+    File(Vec<u8>),
+}
+
+/// The audio source and its format, rate and channels. Raw stdin has no header, so its
+/// format and rate must be given; a file's own header describes it.
+fn open_input(args: &StreamArgs) -> anyhow::Result<(Source, SampleFormat, u32, u32)> {
+    if args.input == "-" {
+        let (Some(format), Some(rate)) = (args.format, args.rate) else {
+            anyhow::bail!(
+                "raw audio on stdin has no header: give its --format (s16le, f32le, mulaw, alaw) and --rate in Hz, e.g. `--format s16le --rate 16000`"
+            );
+        };
+        return Ok((Source::Stdin, format, rate, args.channels));
+    }
+    if args.format.is_some() || args.rate.is_some() {
+        anyhow::bail!(
+            "--format and --rate describe raw audio on stdin (`-`); {} is decoded from its own header",
+            args.input
+        );
+    }
+    let audio = decode_path(std::path::Path::new(&args.input))
+        .with_context(|| format!("decoding {}", args.input))?;
+    Ok((
+        Source::File(encode(&audio.samples, SampleFormat::S16Le)),
+        SampleFormat::S16Le,
+        audio.sample_rate,
+        1,
+    ))
+}
+
+/// Reads stdin as it arrives: each read's whole frames go to the log at once, so a live
+/// source such as `arecord` is heard within one read.
+async fn read_stdin(log: Arc<AudioLog>, frame: usize, max_chunk: usize) {
+    let mut stdin = tokio::io::stdin();
+    let mut pending = Vec::with_capacity(max_chunk);
+    let mut buf = vec![0u8; max_chunk];
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                0
+            }
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let whole = pending.len() / frame * frame;
+        log.push(&pending[..whole]);
+        pending.drain(..whole);
+        if n == 0 {
+            if !pending.is_empty() {
+                eprintln!(
+                    "warning: stdin ended inside a frame; its last {} bytes were not sent",
+                    pending.len()
+                );
+            }
+            log.end();
+            return;
+        }
+    }
+}
+
+/// A file's audio in chunks, paced in real time when asked.
+async fn read_file(log: Arc<AudioLog>, bytes: Vec<u8>, chunk: usize, pace: Option<Duration>) {
+    let mut ticker = pace.map(tokio::time::interval);
+    for piece in bytes.chunks(chunk) {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        log.push(piece);
+    }
+    log.end();
+}
+
+fn print_response(response: Response, json: bool) {
+    if json {
+        let line = serde_json::to_string(&StreamEvent::from(&response)).expect("serializable");
+        println!("{line}");
+        return;
+    }
+    match response {
+        Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
+        Response::Prediction(p) => println!("{}", WindowReport::from(&p).timeline_line()),
+        Response::Summary(s) => println!(
+            "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
+            s.dominant_emotion,
+            s.audio_ms as f64 / 1000.0,
+            s.windows,
+            s.speech_windows,
+            s.end_reason
+        ),
+    }
+}
