@@ -1,6 +1,7 @@
 //! The streaming gRPC server: the service, per-stream sessions, the cross-client batcher
 //! and its model thread, Prometheus metrics, health, reflection and graceful draining.
 
+mod arrivals;
 pub mod auth;
 pub mod batcher;
 pub mod config;

@@ -11,11 +11,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
+use super::arrivals::ChunkArrivals;
 use super::batcher::{Batcher, Reply};
 use super::config::ServeConfig;
 use super::metrics;
 use super::outcome::{EndReason, Outcome, Summary};
-use super::status::counted;
+use super::status::{counted, fail, inbound_failed};
 use super::stream_config::{Accepted, accept, check_chunk};
 use crate::audio::PcmDecoder;
 use crate::classify::WindowResult;
@@ -39,7 +40,7 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
 }
 
-type Outbound = mpsc::Sender<Result<StreamEmotionsResponse, Status>>;
+pub(crate) type Outbound = mpsc::Sender<Result<StreamEmotionsResponse, Status>>;
 
 /// A window waiting to be sent, in order.
 enum Pending {
@@ -110,6 +111,7 @@ struct Session {
     prepared: Vec<PreparedWindow>,
     /// Input samples decoded so far (the audio-received counter adds whole microseconds).
     samples_received: u64,
+    arrivals: ChunkArrivals,
 }
 
 impl Session {
@@ -159,6 +161,7 @@ impl Session {
             return Err(Outcome::Cancelled);
         }
         tracing::info!("stream started");
+        let arrivals = ChunkArrivals::new(accepted.rate);
         Ok(Self {
             accepted,
             decoder,
@@ -168,6 +171,7 @@ impl Session {
             samples: Vec::new(),
             prepared: Vec::new(),
             samples_received: 0,
+            arrivals,
         })
     }
 
@@ -235,7 +239,9 @@ impl Session {
         let before_us = self.samples_received * 1_000_000 / rate;
         self.samples_received += self.samples.len() as u64;
         metrics::audio_received_us(self.samples_received * 1_000_000 / rate - before_us);
-        submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
+        self.arrivals.record(self.samples_received, arrived);
+        let windows = self.prepared.drain(..);
+        submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
         Ok(())
     }
 
@@ -253,12 +259,12 @@ impl Session {
             ));
             return Err(fail(out, status).await);
         }
-        let arrived = Instant::now();
         self.prepared.clear();
         if let Err(e) = self.pipeline.finish(&mut self.prepared) {
             return Err(fail(out, e.into()).await);
         }
-        submit(ctx, &mut self.pending, self.prepared.drain(..), arrived).await;
+        let windows = self.prepared.drain(..);
+        submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
         while !self.pending.is_empty() {
             if let Some(window) = next_ready(&mut self.pending, &ctx.card.labels).await
                 && !send_window(ctx, out, &mut self.summary, window, &self.accepted).await
@@ -281,57 +287,14 @@ impl Session {
     }
 }
 
-/// The request stream broke. A failure of the connection itself (an HTTP/2 or I/O error
-/// under the status, as tonic's streaming example recognises it) means the client went
-/// away and there is no one left to tell. Otherwise tonic's decoder rejected a message: one
-/// over the size limit (OUT_OF_RANGE) or one that is not valid protobuf (INTERNAL), which
-/// is the caller's mistake and gets a clear status.
-async fn inbound_failed(out: &Outbound, status: Status) -> Outcome {
-    if from_transport(&status) {
-        tracing::info!(%status, "client went away");
-        return Outcome::Cancelled;
-    }
-    match status.code() {
-        tonic::Code::OutOfRange => {
-            let message = format!("message rejected: {}", status.message());
-            fail(out, Status::resource_exhausted(message)).await
-        }
-        tonic::Code::Internal => {
-            let message = format!("malformed request: {}", status.message());
-            fail(out, Status::invalid_argument(message)).await
-        }
-        _ => {
-            tracing::info!(%status, "client went away");
-            Outcome::Cancelled
-        }
-    }
-}
-
-/// Whether an HTTP/2 or I/O error is among the status's causes.
-fn from_transport(status: &Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(err) = cause {
-        if err.is::<h2::Error>() || err.is::<std::io::Error>() {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
-}
-
-async fn fail(out: &Outbound, status: Status) -> Outcome {
-    tracing::info!(code = ?status.code(), message = status.message(), "stream rejected");
-    let _ = out.send(Err(counted(status))).await;
-    Outcome::Error
-}
-
 async fn submit(
     ctx: &SessionContext,
     pending: &mut VecDeque<Pending>,
     windows: impl Iterator<Item = PreparedWindow>,
-    arrived: Instant,
+    arrivals: &mut ChunkArrivals,
 ) {
     for mut window in windows {
+        let arrived = arrivals.window_end(window.end_ms);
         match window.input.take() {
             Some(input) => {
                 let reply = ctx.batcher.submit(input).await;

@@ -98,7 +98,10 @@ pub fn accept(
         ));
     }
     // Whole hops only, so that resumed window indices and times stay on the call's grid.
-    if !config.resume_at_ms.is_multiple_of(spec.hop_ms.max(1) as u64) {
+    if !config
+        .resume_at_ms
+        .is_multiple_of(spec.hop_ms.max(1) as u64)
+    {
         return Err(Status::invalid_argument(format!(
             "config.resume_at_ms ({}) must be a multiple of hop_ms ({}): resend audio from a window start",
             config.resume_at_ms, spec.hop_ms
