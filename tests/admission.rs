@@ -1,5 +1,5 @@
-//! Admission on a real server: API keys guard the service but not health, the stream limit
-//! answers RESOURCE_EXHAUSTED. (Bad input has its own table in bad_input.rs.)
+//! Admission on a real server: API keys guard the service but not health and reload when
+//! their file changes, the stream limit answers RESOURCE_EXHAUSTED. (Bad input has its own table in bad_input.rs.)
 
 mod common;
 
@@ -48,6 +48,40 @@ async fn api_keys_guard_the_service_but_not_health() {
     )
     .await;
     assert_eq!(result.status.unwrap().code(), tonic::Code::Unauthenticated);
+
+    // A Secret update rewrites the file: the new key works without a restart or a signal,
+    // and the old one stops working. Kubernetes swaps the file through a symlink.
+    let rotated = dir.join("keys-rotated.txt");
+    std::fs::write(&rotated, "secret-two\n").unwrap();
+    let link = dir.join("keys-link.txt");
+    std::fs::rename(&rotated, &link).unwrap();
+    std::fs::rename(&link, &keys).unwrap();
+    let with = |key: &str| {
+        let mut request = tonic::Request::new(GetModelInfoRequest {});
+        let value = format!("Bearer {key}");
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+        request
+    };
+    let mut reloaded = false;
+    // Polled every 2 s; a guard against a hang, not a latency bound.
+    for _ in 0..100 {
+        if client.get_model_info(with("secret-two")).await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "the rewritten keys file was not picked up");
+    assert_eq!(
+        client
+            .get_model_info(with("secret-one"))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

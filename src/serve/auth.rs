@@ -1,26 +1,39 @@
 //! API keys. With `--api-keys-file`, every EmotionRecognizer call needs an
 //! `authorization: Bearer <key>` header matching one line of the file; keys are compared in
-//! constant time, never logged, and reloaded on SIGHUP. Health and reflection stay open.
+//! constant time, never logged, and reloaded when the file changes (checked every
+//! [`POLL_INTERVAL`], so a Kubernetes Secret update needs no restart) or on SIGHUP; a file
+//! that no longer parses is logged and the previous keys stay. Health and reflection stay
+//! open.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 use crate::error::{Error, Result};
 
+/// How often the keys file is checked for changes.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct ApiKeys {
     path: PathBuf,
     keys: RwLock<Vec<Vec<u8>>>,
+    /// The file's bytes when last read, to reload (and log) only on a change.
+    last_read: Mutex<Vec<u8>>,
 }
 
-fn read_keys(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::File {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+fn parse_keys(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let text = String::from_utf8_lossy(bytes);
     let keys: Vec<Vec<u8>> = text
         .lines()
         .map(str::trim)
@@ -38,18 +51,31 @@ fn read_keys(path: &Path) -> Result<Vec<Vec<u8>>> {
 
 impl ApiKeys {
     pub fn load(path: &Path) -> Result<Arc<Self>> {
+        let bytes = read_file(path)?;
         Ok(Arc::new(Self {
             path: path.to_path_buf(),
-            keys: RwLock::new(read_keys(path)?),
+            keys: RwLock::new(parse_keys(path, &bytes)?),
+            last_read: Mutex::new(bytes),
         }))
     }
 
     /// Re-reads the file; on error the old keys stay in force.
     pub fn reload(&self) -> Result<usize> {
-        let keys = read_keys(&self.path)?;
+        let bytes = read_file(&self.path)?;
+        *self.last_read.lock().expect("keys file lock") = bytes.clone();
+        let keys = parse_keys(&self.path, &bytes)?;
         let n = keys.len();
         *self.keys.write().expect("keys lock") = keys;
         Ok(n)
+    }
+
+    /// Reloads if the file's bytes changed since it was last read; `None` if they did not.
+    pub fn reload_if_changed(&self) -> Option<Result<usize>> {
+        match read_file(&self.path) {
+            Ok(bytes) if bytes == *self.last_read.lock().expect("keys file lock") => None,
+            Ok(_) => Some(self.reload()),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Accepts a request whose bearer token is one of the keys.
@@ -80,8 +106,35 @@ impl ApiKeys {
     }
 }
 
-/// Reloads the keys whenever the process receives SIGHUP.
-pub fn reload_on_sighup(keys: Arc<ApiKeys>) {
+fn log_reload(result: Result<usize>, why: &str) {
+    match result {
+        Ok(n) => tracing::info!(keys = n, why, "API keys reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, why, "API keys not reloaded; the previous keys stay in force")
+        }
+    }
+}
+
+/// Reloads the keys when the file changes and whenever the process receives SIGHUP.
+pub fn watch(keys: Arc<ApiKeys>) {
+    let polled = keys.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(POLL_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            match polled.reload_if_changed() {
+                None => failing = false,
+                // A missing file is logged once, not every tick (a Secret being replaced).
+                Some(Err(e)) if failing => tracing::debug!(error = %e, "API keys file unreadable"),
+                Some(result) => {
+                    failing = result.is_err();
+                    log_reload(result, "file changed");
+                }
+            }
+        }
+    });
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -89,12 +142,7 @@ pub fn reload_on_sighup(keys: Arc<ApiKeys>) {
             return;
         };
         while hup.recv().await.is_some() {
-            match keys.reload() {
-                Ok(n) => tracing::info!(keys = n, "API keys reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "API keys not reloaded; the previous keys stay in force")
-                }
-            }
+            log_reload(keys.reload(), "SIGHUP");
         }
     });
 }
@@ -124,6 +172,11 @@ mod tests {
         std::fs::write(&path, "# nothing\n").unwrap();
         assert!(keys.reload().is_err());
         assert!(with("gamma").is_ok());
+        // Polling reloads on a change only.
+        std::fs::write(&path, "delta\n").unwrap();
+        assert_eq!(keys.reload_if_changed().unwrap().unwrap(), 1);
+        assert!(keys.reload_if_changed().is_none());
+        assert!(with("delta").is_ok() && with("gamma").is_err());
         std::fs::remove_file(&path).unwrap();
     }
 }

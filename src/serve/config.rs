@@ -99,8 +99,8 @@ pub struct ServeConfig {
     /// A plaintext port serving only gRPC health (for Kubernetes probes when TLS is on).
     #[arg(long, env = "SENTIO_HEALTH_ADDR")]
     pub health_addr: Option<SocketAddr>,
-    /// File of API keys, one per line; calls need `authorization: Bearer <key>`. SIGHUP
-    /// reloads it.
+    /// File of API keys, one per line; calls need `authorization: Bearer <key>`. Reloaded
+    /// when it changes (checked every 2 s) and on SIGHUP.
     #[arg(long, env = "SENTIO_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
     /// Log format.

@@ -245,7 +245,7 @@ fn authenticated(
     let keys = match &config.api_keys_file {
         Some(path) => {
             let keys = auth::ApiKeys::load(path)?;
-            auth::reload_on_sighup(keys.clone());
+            auth::watch(keys.clone());
             Some(keys)
         }
         None => None,
