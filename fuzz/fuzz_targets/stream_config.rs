@@ -68,6 +68,7 @@ struct Fields {
     hop_ms: u32,
     stream_id: String,
     include_silence: bool,
+    resume_at_ms: u64,
 }
 
 fuzz_target!(|input: Input| {
@@ -86,6 +87,7 @@ fuzz_target!(|input: Input| {
             hop_ms: f.hop_ms,
             stream_id: f.stream_id,
             include_silence: f.include_silence,
+            resume_at_ms: f.resume_at_ms,
         },
     };
     let card = &CARDS[input.card as usize];
@@ -138,6 +140,9 @@ fuzz_target!(|input: Input| {
     assert!(!accepted.stream_id.is_empty() && accepted.stream_id.len() <= 256);
     // It reaches logs and metric labels.
     assert!(!accepted.stream_id.chars().any(char::is_control));
+    // A resumed stream stays on the hop grid.
+    assert_eq!(accepted.resume_at_ms, config.resume_at_ms);
+    assert_eq!(accepted.resume_at_ms % spec.hop_ms as u64, 0);
     if config.stream_id.is_empty() {
         assert_eq!(accepted.stream_id, "stream-7");
     } else {
