@@ -97,7 +97,16 @@ async fn health_is_serving_and_a_drain_lets_open_calls_finish() {
         }
     }
     let refused = refused.expect("new streams are refused while draining");
-    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    // The server's own refusal is UNAVAILABLE; after the GOAWAY, tonic's client refuses the
+    // stream itself and, depending on the race, reports UNAVAILABLE or CANCELLED
+    // ("connection closed" for new streams). Either way the stream was never served.
+    assert!(
+        matches!(
+            refused.code(),
+            tonic::Code::Unavailable | tonic::Code::Cancelled
+        ),
+        "{refused:?}"
+    );
 
     // ...while the open call goes on: audio sent after SIGTERM is still answered.
     for message in requests(Default::default(), &speech[80_000..208_000], 3_200)
