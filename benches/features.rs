@@ -1,13 +1,16 @@
 //! Front-end speed: features of a 3 s clip per feature family (compare with librosa via
 //! `benches/peers/librosa_features.py`), and the per-hop cost of the streaming front end
-//! (decode + resample + incremental log-mel for 10 ms of 8 kHz mu-law audio).
+//! (decode + resample + incremental log-mel for 10 ms of 8 kHz mu-law audio), and the whole
+//! window pipeline on a contact-center call shape.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sentio::FeatureConfig;
 use sentio::audio::pcm::encode;
 use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, decode_path};
 use sentio::features::{self, FeatureKind, StreamingLogMel};
+use sentio::model::builtin::Builtin;
 use sentio::model::seed::seed_features;
+use sentio::pipeline::{WindowPipeline, WindowSpec};
 
 fn clip_3s(rate: u32) -> Vec<f32> {
     let path =
@@ -70,5 +73,30 @@ fn per_hop(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, clip_features, per_hop);
+/// The whole stream pipeline as a session runs it (decode, resampling with no hold-back,
+/// windows, log-mel frames and each window's network input) on a contact-center call shape:
+/// 8 kHz mu-law in 20 ms frames, 2 s windows every second, over 12 s (11 windows).
+fn call_pipeline(c: &mut Criterion) {
+    let model = Builtin::named("default")
+        .unwrap()
+        .load(&candle_core::Device::Cpu)
+        .unwrap();
+    let spec = WindowSpec::resolve(&model.card, 0, 0).unwrap();
+    let bytes = encode(&clip_3s(8_000).repeat(4), SampleFormat::MuLaw);
+    c.bench_function("stream_12s_mulaw8k_20ms_frames_window_pipeline", |b| {
+        b.iter(|| {
+            let mut decoder = PcmDecoder::new(SampleFormat::MuLaw, 1).unwrap();
+            let mut pipeline = WindowPipeline::new(&model.card, 8_000, spec, -200.0).unwrap();
+            let (mut samples, mut windows) = (Vec::new(), Vec::new());
+            for frame in bytes.chunks(160) {
+                samples.clear();
+                decoder.decode(frame, &mut samples).unwrap();
+                pipeline.push(&samples, &mut windows).unwrap();
+            }
+            windows.len()
+        })
+    });
+}
+
+criterion_group!(benches, clip_features, per_hop, call_pipeline);
 criterion_main!(benches);

@@ -118,8 +118,9 @@ impl BlockEnergy {
         }
     }
 
-    /// Mean square over [start, start + len), releasing blocks before `start`.
-    fn mean_square(&mut self, start: u64, len: usize) -> f64 {
+    /// Mean square over [start, start + len), releasing blocks before `start`; samples past
+    /// those pushed come from `ahead` (provisional samples that follow them).
+    fn mean_square(&mut self, start: u64, len: usize, ahead: &[f32]) -> f64 {
         let first = start / self.block as u64;
         while self.first_block < first && !self.sums.is_empty() {
             self.sums.pop_front();
@@ -129,6 +130,12 @@ impl BlockEnergy {
         let mut total: f64 = self.sums.iter().take(blocks).sum();
         if blocks > self.sums.len() {
             total += self.current;
+            let pushed = (self.sums.len() * self.block + self.filled).min(len);
+            let from_ahead = (len - pushed).min(ahead.len());
+            total += ahead[..from_ahead]
+                .iter()
+                .map(|&s| (s as f64) * (s as f64))
+                .sum::<f64>();
         }
         total / len.max(1) as f64
     }
@@ -147,6 +154,8 @@ pub struct WindowPipeline {
     silence_dbfs: f32,
     min_tail: usize,
     resampled: Vec<f32>,
+    /// The resampler's provisional output past `resampled` (see `push`).
+    ahead: Vec<f32>,
     windows: Vec<Window>,
 }
 
@@ -179,15 +188,43 @@ impl WindowPipeline {
             silence_dbfs,
             min_tail: card.ms_to_samples(card.min_window_ms),
             resampled: Vec::new(),
+            ahead: Vec::new(),
             windows: Vec::new(),
         })
     }
 
     /// Feeds samples at the input rate; appends every window completed by them.
+    ///
+    /// A window is prepared as soon as its last input sample is here, never a resampler
+    /// block later: input is fed up to exactly that sample, and what the resampler has not
+    /// finalized yet is taken from its provisional tail (resampled as if the audio ended
+    /// there). So each window depends only on the input up to its end, whatever the
+    /// chunking, and equals the offline resampling of that prefix.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<PreparedWindow>) -> Result<()> {
-        self.resampled.clear();
-        self.resampler.process(samples, &mut self.resampled)?;
-        self.advance(out)
+        let mut rest = samples;
+        loop {
+            let window_end = self.assembler.next_window_end();
+            let boundary = self.resampler.input_for_output(window_end);
+            let room = boundary.saturating_sub(self.resampler.input_total());
+            let (now, later) = rest.split_at(rest.len().min(room as usize));
+            rest = later;
+            self.resampled.clear();
+            self.resampler.process(now, &mut self.resampled)?;
+            self.advance(out)?;
+            if self.resampler.input_total() == boundary
+                && self.assembler.next_window_end() == window_end
+            {
+                self.ahead.clear();
+                self.resampler.provisional_tail(&mut self.ahead)?;
+                self.advance_ahead(out)?;
+                if self.assembler.next_window_end() == window_end {
+                    return Err(Error::Model("the resampler's tail missed a window".into()));
+                }
+            }
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     /// Ends the stream: flushes the resampler and emits the final partial window, if long
@@ -197,7 +234,7 @@ impl WindowPipeline {
         self.resampler.finish(&mut self.resampled)?;
         self.advance(out)?;
         if let Some(tail) = self.assembler.finish(self.min_tail) {
-            out.push(self.prepare(&tail)?);
+            out.push(self.prepare(&tail, &[])?);
         }
         Ok(())
     }
@@ -214,29 +251,43 @@ impl WindowPipeline {
         self.energy.push(&self.resampled);
         self.windows.clear();
         self.assembler.push(&self.resampled, &mut self.windows);
+        self.prepare_windows(&[], out)
+    }
+
+    /// Emits the windows that the provisional samples in `self.ahead` complete.
+    fn advance_ahead(&mut self, out: &mut Vec<PreparedWindow>) -> Result<()> {
+        self.windows.clear();
+        self.assembler.push_ahead(&self.ahead, &mut self.windows);
+        let ahead = std::mem::take(&mut self.ahead);
+        let result = self.prepare_windows(&ahead, out);
+        self.ahead = ahead;
+        result
+    }
+
+    fn prepare_windows(&mut self, ahead: &[f32], out: &mut Vec<PreparedWindow>) -> Result<()> {
         let windows = std::mem::take(&mut self.windows);
         for w in &windows {
-            out.push(self.prepare(w)?);
+            out.push(self.prepare(w, ahead)?);
         }
         self.windows = windows;
         Ok(())
     }
 
-    fn prepare(&mut self, w: &Window) -> Result<PreparedWindow> {
-        let power = self.energy.mean_square(w.start_sample, w.len);
+    fn prepare(&mut self, w: &Window, ahead: &[f32]) -> Result<PreparedWindow> {
+        let power = self.energy.mean_square(w.start_sample, w.len, ahead);
         let dbfs = 10.0 * power.max(1e-20).log10();
         let speech = dbfs >= self.silence_dbfs as f64;
         let input = match (&mut self.logmel, speech) {
             (_, false) => {
                 // Still advance the frame cache past this window.
                 if let Some(logmel) = self.logmel.as_mut() {
-                    logmel.window_logmel(w.start_sample, w.len);
+                    logmel.window_logmel_ahead(w.start_sample, w.len, ahead);
                 }
                 None
             }
             (Some(logmel), true) => {
                 let values = logmel
-                    .window_logmel(w.start_sample, w.len)
+                    .window_logmel_ahead(w.start_sample, w.len, ahead)
                     .ok_or_else(|| Error::Model("log-mel frames missing for a window".into()))?;
                 Some(WindowInput {
                     frames: values.len() / self.features.n_mels,

@@ -1,15 +1,15 @@
 //! The front end end to end: every container decodes, streaming equals offline for any
-//! chunking (resampling, windows and incremental log-mel frames), and bad input is a typed
-//! error, never a panic.
+//! chunking (resampling, windows and incremental log-mel frames) with no window held back
+//! past its last sample, and bad input is a typed error, never a panic.
 
 use std::path::PathBuf;
 
 use proptest::prelude::*;
 use sentio::audio::pcm::encode;
-use sentio::audio::{
-    PcmDecoder, SampleFormat, StreamResampler, WindowAssembler, decode_file, decode_path,
-};
-use sentio::features::{self, FeatureKind, StreamingLogMel};
+use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, decode_file, decode_path};
+use sentio::features::{self, FeatureKind};
+use sentio::model::builtin::Builtin;
+use sentio::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
 use sentio::{Error, FeatureConfig};
 
 fn fixture(name: &str) -> PathBuf {
@@ -137,74 +137,64 @@ fn absurd_rates_and_configs_are_rejected() {
     ));
 }
 
-/// Runs a byte stream through the streaming path as a session does, chunk by chunk.
-fn stream(
-    bytes: &[u8],
-    chunks: &[usize],
-    rate: u32,
-    window: usize,
-    hop: usize,
-) -> (Vec<f32>, Vec<(u64, Vec<f32>)>) {
-    let config = FeatureConfig::streaming_16k();
+/// Runs a byte stream through the stream pipeline as a session does, chunk by chunk:
+/// the windows (index, start sample, network input) and the input samples each window's
+/// end needed.
+fn stream(bytes: &[u8], chunks: &[usize], rate: u32, spec: WindowSpec) -> Vec<PreparedWindow> {
+    let model = Builtin::named("default")
+        .unwrap()
+        .load(&candle_core::Device::Cpu)
+        .unwrap();
     let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
-    let mut resampler = StreamResampler::new(rate, 16_000).unwrap();
-    let mut assembler = WindowAssembler::new(window, hop, 16_000, false).unwrap();
-    let mut logmel = StreamingLogMel::new(&config).unwrap();
-    let (mut decoded, mut resampled, mut windows, mut out) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut pipeline = WindowPipeline::new(&model.card, rate, spec, -200.0).unwrap();
+    let (mut decoded, mut out) = (Vec::new(), Vec::new());
     let mut rest = bytes;
     let mut sizes = chunks.iter().cycle();
-    let mut feed = |samples: &[f32], resampled: &mut Vec<f32>, out: &mut Vec<(u64, Vec<f32>)>| {
-        resampled.extend_from_slice(samples);
-        logmel.push(samples);
-        windows.clear();
-        assembler.push(samples, &mut windows);
-        for w in &windows {
-            out.push((
-                w.start_sample,
-                logmel.window_logmel(w.start_sample, w.len).unwrap(),
-            ));
-        }
-    };
     while !rest.is_empty() {
         let n = (*sizes.next().unwrap()).min(rest.len());
         decoded.clear();
         decoder.decode(&rest[..n], &mut decoded).unwrap();
         rest = &rest[n..];
-        let mut chunk_out = Vec::new();
-        resampler.process(&decoded, &mut chunk_out).unwrap();
-        feed(&chunk_out, &mut resampled, &mut out);
+        let before = out.len();
+        pipeline.push(&decoded, &mut out).unwrap();
+        // No hold-back: a window comes out with the chunk that holds its last sample.
+        for w in &out[before..] {
+            let needed = (w.end_ms * rate as u64).div_ceil(1000) as usize;
+            let received = (bytes.len() - rest.len()) / 2;
+            assert!(needed > received - decoded.len() && needed <= received);
+        }
     }
-    let mut tail = Vec::new();
-    resampler.finish(&mut tail).unwrap();
-    feed(&tail, &mut resampled, &mut out);
-    (resampled, out)
+    pipeline.finish(&mut out).unwrap();
+    out
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Any chunking gives the same resampled audio and the same window features, and those
-    /// equal the offline computation on the same samples.
+    /// Any chunking gives the same windows, each as soon as its last sample is in, and each
+    /// equals the offline computation on the input up to its end (resampled as a whole).
     #[test]
-    fn random_chunkings_give_identical_audio_and_features(
+    fn random_chunkings_give_identical_windows_without_hold_back(
         chunks in prop::collection::vec(1usize..5000, 1..6),
         rate in prop::sample::select(vec![8_000u32, 16_000, 22_050, 44_100, 48_000]),
     ) {
         let speech = decode_path(&fixture("speech_16k.wav")).unwrap();
         let input = StreamResampler::resample_all(16_000, rate, &speech.samples).unwrap();
         let bytes = encode(&input, SampleFormat::S16Le);
-        let (window, hop) = (16_000, 8_000);
-        let (whole_audio, whole_windows) = stream(&bytes, &[bytes.len()], rate, window, hop);
-        let (audio, windows) = stream(&bytes, &chunks, rate, window, hop);
-        prop_assert_eq!(&audio, &whole_audio);
-        prop_assert_eq!(&windows, &whole_windows);
-        prop_assert!(!windows.is_empty());
+        let spec = WindowSpec { window_ms: 1000, hop_ms: 500 };
+        let whole = stream(&bytes, &[bytes.len()], rate, spec);
+        let windows = stream(&bytes, &chunks, rate, spec);
+        prop_assert_eq!(&windows, &whole);
+        prop_assert!(windows.len() > 2);
+        let mut decoded = Vec::new();
+        PcmDecoder::new(SampleFormat::S16Le, 1).unwrap().decode(&bytes, &mut decoded).unwrap();
         let config = FeatureConfig::streaming_16k();
-        for (start, values) in &windows {
-            let slice = &audio[*start as usize..*start as usize + window];
+        for w in windows.iter().filter(|w| w.end_ms - w.start_ms == 1000) {
+            let needed = StreamResampler::new(rate, 16_000).unwrap().input_for_output(w.end_ms * 16);
+            let audio = StreamResampler::resample_all(rate, 16_000, &decoded[..needed as usize]).unwrap();
+            let slice = &audio[w.start_ms as usize * 16..w.end_ms as usize * 16];
             let offline = features::compute(FeatureKind::Logmel, slice, &config).unwrap();
-            prop_assert_eq!(&offline.data, values);
+            prop_assert_eq!(&offline.data, &w.input.as_ref().unwrap().values);
         }
     }
 }

@@ -1,6 +1,12 @@
 //! Streaming resampling with rubato. Input is buffered into the resampler's fixed chunk size,
 //! so the output depends only on the samples, never on how they were split into chunks; the
 //! resampler's delay is trimmed, so output sample n sits at input time n / rate_out.
+//!
+//! Final output lags the input by up to one block plus the filter's half length (about
+//! 20-30 ms). A window must not wait for that: `provisional_tail` returns the output still
+//! missing as if the stream ended at the last input sample (what `finish` would give now),
+//! computed on a scratch engine so the stream's own state is untouched. It is exactly
+//! `resample_all` of the input so far, whatever the chunking.
 
 use rubato::{FftFixedIn, Resampler};
 
@@ -19,6 +25,12 @@ pub struct StreamResampler {
     input_total: u64,
     output_total: u64,
     out_buf: Vec<Vec<f32>>,
+    /// The last block handed to the engine: its output overlaps the next block's, so a
+    /// scratch engine replays it before resampling the provisional tail.
+    last_block: Vec<f32>,
+    /// Blocks handed to the engine so far.
+    blocks: u64,
+    scratch: Option<FftFixedIn<f32>>,
 }
 
 impl std::fmt::Debug for StreamResampler {
@@ -56,6 +68,7 @@ impl StreamResampler {
         let out_buf = engine
             .as_ref()
             .map_or(Vec::new(), |e| vec![vec![0.0; e.output_frames_max()]]);
+        let last_block = vec![0.0; engine.as_ref().map_or(0, |e| e.input_frames_max())];
         Ok(Self {
             from_hz,
             to_hz,
@@ -65,7 +78,70 @@ impl StreamResampler {
             input_total: 0,
             output_total: 0,
             out_buf,
+            last_block,
+            blocks: 0,
+            scratch: None,
         })
+    }
+
+    /// Input samples received so far.
+    pub fn input_total(&self) -> u64 {
+        self.input_total
+    }
+
+    /// Output samples the input so far amounts to (what `finish` would stop at).
+    pub fn output_for_input(&self, input: u64) -> u64 {
+        (input * self.to_hz as u64).div_ceil(self.from_hz as u64)
+    }
+
+    /// The fewest input samples whose output reaches `output` samples.
+    pub fn input_for_output(&self, output: u64) -> u64 {
+        if output == 0 {
+            return 0;
+        }
+        (output - 1) * self.from_hz as u64 / self.to_hz as u64 + 1
+    }
+
+    /// Appends the output samples not yet final, as if the input ended here: samples
+    /// `final .. output_for_input(input_total)`. The stream's state is not changed.
+    pub fn provisional_tail(&mut self, out: &mut Vec<f32>) -> Result<()> {
+        let Some(engine) = self.engine.as_ref() else {
+            return Ok(());
+        };
+        let expected = self.output_for_input(self.input_total);
+        if self.output_total >= expected {
+            return Ok(());
+        }
+        let (block_in, block_out) = (engine.input_frames_max(), engine.output_frames_max());
+        let delay = engine.output_delay() as u64;
+        if self.scratch.is_none() {
+            self.scratch = Some(make_engine(self.from_hz, self.to_hz)?);
+        }
+        let scratch = self.scratch.as_mut().expect("created above");
+        scratch.reset();
+        // Replaying the last block restores the overlap the next block adds to.
+        scratch.process_into_buffer(&[&self.last_block], &mut self.out_buf, None)?;
+        // Raw (untrimmed) output index of the next block's first sample, and how much of
+        // the scratch output is already final.
+        let mut raw = self.blocks * block_out as u64;
+        let first = self.output_total + delay;
+        let end = expected + delay;
+        let mut block = vec![0.0f32; block_in];
+        let mut rest: &[f32] = &self.pending;
+        while raw < end {
+            let take = rest.len().min(block_in);
+            block[..take].copy_from_slice(&rest[..take]);
+            block[take..].fill(0.0);
+            rest = &rest[take..];
+            let (_, produced) = scratch.process_into_buffer(&[&block], &mut self.out_buf, None)?;
+            let from = first.saturating_sub(raw).min(produced as u64) as usize;
+            let to = (end - raw).min(produced as u64) as usize;
+            if from < to {
+                out.extend_from_slice(&self.out_buf[0][from..to]);
+            }
+            raw += produced as u64;
+        }
+        Ok(())
     }
 
     pub fn from_hz(&self) -> u32 {
@@ -93,6 +169,8 @@ impl StreamResampler {
             }
             let chunk = [&self.pending[consumed..consumed + need]];
             let (used, produced) = engine.process_into_buffer(&chunk, &mut self.out_buf, None)?;
+            self.last_block.copy_from_slice(chunk[0]);
+            self.blocks += 1;
             consumed += used;
             emit(
                 &self.out_buf[0][..produced],
@@ -217,6 +295,45 @@ mod tests {
                 .map(|i| (out[i] - ideal[i]).abs())
                 .fold(0.0, f32::max);
             assert!(err < 0.05, "{from}->{to}: max error {err}");
+        }
+    }
+
+    /// The final output plus the provisional tail, at any point of any chunking, is exactly
+    /// the offline resampling of the input so far.
+    #[test]
+    fn provisional_tail_is_the_offline_resampling_of_the_input_so_far() {
+        for (from, to) in [
+            (8000, 16000),
+            (44100, 16000),
+            (48000, 16000),
+            (24414, 16000),
+        ] {
+            let input = tone(from, 330.0, from as usize / 3);
+            let mut resampler = StreamResampler::new(from, to).unwrap();
+            let mut fin = Vec::new();
+            let mut received = 0;
+            for size in [1, 7, 160, 333, 2000, 41].iter().cycle().take(40) {
+                let end = (received + size).min(input.len());
+                resampler.process(&input[received..end], &mut fin).unwrap();
+                received = end;
+                let mut tail = Vec::new();
+                resampler.provisional_tail(&mut tail).unwrap();
+                let mut now = fin.clone();
+                now.extend_from_slice(&tail);
+                let offline = StreamResampler::resample_all(from, to, &input[..received]).unwrap();
+                assert_eq!(now, offline, "{from}->{to} after {received} samples");
+                assert!(resampler.input_for_output(now.len() as u64) <= received as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn input_for_output_inverts_output_for_input() {
+        let r = StreamResampler::new(44_100, 16_000).unwrap();
+        for out in 0..2000u64 {
+            let need = r.input_for_output(out);
+            assert!(r.output_for_input(need) >= out);
+            assert!(need == 0 || r.output_for_input(need - 1) < out);
         }
     }
 

@@ -86,14 +86,29 @@ impl WindowAssembler {
         self.total
     }
 
+    /// Where the next full window ends (in samples from the start of the stream).
+    pub fn next_window_end(&self) -> u64 {
+        self.next_start + self.window as u64
+    }
+
     /// Adds samples and appends every window that is now complete to `out`.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<Window>) {
         self.total += samples.len() as u64;
         if self.keep_samples {
             self.buffer.extend_from_slice(samples);
         }
-        while self.next_start + self.window as u64 <= self.total {
-            let window = self.cut(self.window);
+        while self.next_window_end() <= self.total {
+            let window = self.cut(self.window, &[]);
+            out.push(window);
+        }
+    }
+
+    /// Appends every window completed by `ahead`, provisional samples that follow those
+    /// received (a resampler's not-yet-final output). They are not kept: later samples
+    /// replace them, and each window is still emitted once.
+    pub fn push_ahead(&mut self, ahead: &[f32], out: &mut Vec<Window>) {
+        while self.next_window_end() <= self.total + ahead.len() as u64 {
+            let window = self.cut(self.window, ahead);
             out.push(window);
         }
     }
@@ -110,13 +125,18 @@ impl WindowAssembler {
         if self.total <= covered || remaining == 0 || remaining < min_len.max(1) {
             return None;
         }
-        Some(self.cut(remaining))
+        Some(self.cut(remaining, &[]))
     }
 
-    fn cut(&mut self, len: usize) -> Window {
+    /// The window of `len` samples at `next_start`; any samples past those received come
+    /// from `ahead`.
+    fn cut(&mut self, len: usize, ahead: &[f32]) -> Window {
         let samples = if self.keep_samples {
             let offset = (self.next_start - self.buffer_start) as usize;
-            self.buffer[offset..offset + len].to_vec()
+            let held = self.buffer.len().saturating_sub(offset).min(len);
+            let mut samples = self.buffer[offset..offset + held].to_vec();
+            samples.extend_from_slice(&ahead[..len - held]);
+            samples
         } else {
             Vec::new()
         };
@@ -179,6 +199,25 @@ mod tests {
         let mut tiny = WindowAssembler::new(40, 20, 1000, false).unwrap();
         tiny.push(&[0.0; 5], &mut windows);
         assert_eq!(tiny.finish(10), None);
+    }
+
+    #[test]
+    fn windows_completed_ahead_are_emitted_once_with_the_provisional_samples() {
+        let mut assembler = WindowAssembler::new(40, 20, 1000, true).unwrap();
+        let mut windows = Vec::new();
+        assembler.push(&[1.0; 35], &mut windows);
+        assert!(windows.is_empty());
+        assembler.push_ahead(&[2.0; 10], &mut windows);
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].samples[..35], [1.0; 35]);
+        assert_eq!(windows[0].samples[35..], [2.0; 5]);
+        // The real samples replace the provisional ones; the window is not emitted again.
+        assembler.push(&[3.0; 20], &mut windows);
+        assert_eq!(windows.len(), 1);
+        assembler.push(&[3.0; 5], &mut windows);
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[1].samples[..15], [1.0; 15]);
+        assert_eq!(windows[1].samples[15..], [3.0; 25]);
     }
 
     #[test]

@@ -76,6 +76,42 @@ impl StreamingLogMel {
         self.pending.drain(..offset);
     }
 
+    /// `window_logmel` for a window whose last samples are `ahead`, provisional samples
+    /// that follow those pushed: the frames they complete are computed for this window
+    /// only and not kept.
+    pub fn window_logmel_ahead(
+        &mut self,
+        start_sample: u64,
+        window_len: usize,
+        ahead: &[f32],
+    ) -> Option<Vec<f32>> {
+        let end_frame = start_sample / self.hop as u64 + self.frames_per_window(window_len) as u64;
+        let missing = end_frame.saturating_sub(self.next_frame) as usize;
+        if missing == 0 {
+            return self.window_logmel(start_sample, window_len);
+        }
+        let mut samples = self.pending.clone();
+        samples.extend_from_slice(ahead);
+        if samples.len() < (missing - 1) * self.hop + self.n_fft {
+            return None;
+        }
+        let mut mel = vec![0.0f32; self.n_mels];
+        for k in 0..missing {
+            let frame = &samples[k * self.hop..k * self.hop + self.n_fft];
+            self.spectrogram
+                .frame(frame, SpectrumPower::Power, &mut self.spectrum);
+            self.filterbank.apply_frame(&self.spectrum, &mut mel);
+            self.frames.extend(mel.iter().copied());
+        }
+        self.next_frame += missing as u64;
+        let values = self.window_logmel(start_sample, window_len);
+        // Forget the provisional frames: the real samples will compute their own.
+        self.next_frame -= missing as u64;
+        self.frames
+            .truncate(self.frames.len() - missing * self.n_mels);
+        values
+    }
+
     /// The log-mel matrix (frames x n_mels, frame-major) of the window that starts at
     /// `start_sample` (a multiple of the hop) and spans `window_len` samples, clamped to
     /// `top_db` below the window's own peak. Frames before the window are released, so
