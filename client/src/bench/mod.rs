@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sentio::audio::{SampleFormat, decode_path, pcm::encode};
+use sentio::audio::{SampleFormat, StreamResampler, decode_path, pcm::encode};
 
 use plot::Series;
 use report::{Percentiles, RampLine, RampResult, RssMib, StepReport, TimelinePoint};
@@ -38,9 +38,15 @@ pub(crate) struct BenchArgs {
     /// Streams per HTTP/2 connection.
     #[arg(long, default_value_t = 50)]
     pub streams_per_connection: usize,
-    /// Audio per chunk, ms.
+    /// Audio per chunk, ms (e.g. 20 for telephony frames, 10 for a browser).
     #[arg(long, default_value_t = 100)]
     pub chunk_ms: u64,
+    /// Encoding the streams send, as a caller would (the clip is encoded to it).
+    #[arg(long, value_enum, default_value = "s16le")]
+    pub encoding: SampleFormat,
+    /// Sample rate the streams send at, Hz (the clip is resampled to it); default: the clip's.
+    #[arg(long)]
+    pub rate: Option<u32>,
     /// Step the stream count up until p99 exceeds --target-p99-ms or a window is lost.
     #[arg(long)]
     pub ramp: bool,
@@ -72,6 +78,11 @@ pub(crate) struct Live {
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
+    /// What the server said (`latency_us`) for the same windows.
+    server_latencies_us: Vec<u64>,
+    /// Windows whose server latency exceeded what this client measured: impossible if the
+    /// server counts from the right chunk (its clock starts after our send).
+    server_over_client: u64,
     /// Latencies since the last timeline point.
     recent_us: Vec<u64>,
     windows: u64,
@@ -81,12 +92,15 @@ struct Tally {
 }
 
 impl Live {
-    fn window(&self, latency: Option<Duration>) {
+    fn window(&self, latency: Option<Duration>, server_us: u64) {
         let mut t = self.inner.lock().expect("lock");
         t.windows += 1;
+        t.server_latencies_us.push(server_us);
         if let Some(l) = latency {
-            t.latencies_us.push(l.as_micros() as u64);
-            t.recent_us.push(l.as_micros() as u64);
+            let us = l.as_micros() as u64;
+            t.latencies_us.push(us);
+            t.recent_us.push(us);
+            t.server_over_client += u64::from(server_us > us);
         }
     }
 
@@ -116,7 +130,9 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 pub(crate) async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
     let audio = decode_path(&args.file)?;
-    let bytes = Arc::new(encode(&audio.samples, SampleFormat::S16Le));
+    let rate = args.rate.unwrap_or(audio.sample_rate);
+    let samples = StreamResampler::resample_all(audio.sample_rate, rate, &audio.samples)?;
+    let bytes = Arc::new(encode(&samples, args.encoding));
     // Callers start at random moments, so their windows complete spread over the model's
     // hop; starting them within one chunk would make every window of every stream land in
     // the same instant.
@@ -132,7 +148,7 @@ pub(crate) async fn run(conn: &crate::connect::ConnectArgs, args: BenchArgs) -> 
     let mut best = None;
     let mut steps = Vec::new();
     loop {
-        let report = run_step(conn, &args, n, hop_ms, audio.sample_rate, bytes.clone()).await?;
+        let report = run_step(conn, &args, n, hop_ms, rate, bytes.clone()).await?;
         let held = report.held(args.target_p99_ms);
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -194,6 +210,7 @@ async fn run_step(
         let offset = Duration::from_micros(i as u64 * spread_us / streams as u64);
         let plan = StreamPlan {
             rate,
+            encoding: args.encoding,
             bytes: bytes.clone(),
             chunk_ms,
             pace: !args.no_pace,
@@ -213,6 +230,7 @@ async fn run_step(
     let elapsed = started.elapsed().as_secs_f64();
     let mut t = live.inner.lock().expect("lock");
     let latencies = std::mem::take(&mut t.latencies_us);
+    let server_latencies = std::mem::take(&mut t.server_latencies_us);
     Ok(StepReport {
         streams,
         connections,
@@ -224,6 +242,8 @@ async fn run_step(
         windows_per_second: t.windows as f64 / elapsed,
         audio_seconds_per_second: t.audio_ms as f64 / 1000.0 / elapsed,
         latency_ms: Percentiles::of(latencies),
+        server_latency_ms: Percentiles::of(server_latencies),
+        server_latency_over_client: t.server_over_client,
         server_rss_mib: RssMib {
             before: rss_before,
             end: args.server_pid.and_then(rss_mib),

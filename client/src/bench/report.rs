@@ -63,6 +63,11 @@ pub(crate) struct StepReport {
     pub windows_per_second: f64,
     pub audio_seconds_per_second: f64,
     pub latency_ms: Percentiles,
+    /// The server's own `latency_us` for the same windows (its clock starts at the
+    /// chunk's arrival, ours at its send, so it should read a little lower).
+    pub server_latency_ms: Percentiles,
+    /// Windows whose server latency exceeded ours: 0 unless the server misattributes.
+    pub server_latency_over_client: u64,
     pub server_rss_mib: RssMib,
     pub timeline: Vec<TimelinePoint>,
 }
@@ -83,7 +88,7 @@ impl StepReport {
             .end
             .map_or("?".to_string(), |m| format!("{m:.0}"));
         format!(
-            "{:>6} streams: {} windows ({:.0}/s, {:.1} audio s/s), lost {}, errors {:?}, latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}, server RSS {rss} MiB",
+            "{:>6} streams: {} windows ({:.0}/s, {:.1} audio s/s), lost {}, errors {:?}, latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} (server's own p50 {:.1} p99 {:.1}; {} windows above ours), server RSS {rss} MiB",
             self.streams,
             self.windows,
             self.windows_per_second,
@@ -93,7 +98,10 @@ impl StepReport {
             l.p50,
             l.p90,
             l.p99,
-            l.max
+            l.max,
+            self.server_latency_ms.p50,
+            self.server_latency_ms.p99,
+            self.server_latency_over_client
         )
     }
 }

@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentio::proto::{
-    AudioEncoding, StreamConfig, StreamEmotionsRequest, stream_emotions_request::Request,
+    StreamConfig, StreamEmotionsRequest, stream_emotions_request::Request,
     stream_emotions_response::Response,
 };
 
 use super::Live;
+use sentio::audio::SampleFormat;
 
 /// What one stream does.
 #[derive(Clone)]
 pub(super) struct StreamPlan {
     pub rate: u32,
+    pub encoding: SampleFormat,
     pub bytes: Arc<Vec<u8>>,
     pub chunk_ms: u64,
     pub pace: bool,
@@ -105,7 +107,7 @@ async fn send_looped(
     sent_at: Arc<std::sync::Mutex<SentLog>>,
 ) {
     let config = StreamConfig {
-        encoding: AudioEncoding::PcmS16le as i32,
+        encoding: crate::encoding_of(plan.encoding) as i32,
         sample_rate_hz: plan.rate,
         channels: 1,
         include_silence: true,
@@ -125,8 +127,9 @@ async fn send_looped(
         if plan.pace {
             ticker.tick().await;
         }
-        let piece = cyclic_chunk(&plan.bytes, &mut position, chunk_samples * 2);
-        samples_sent += (piece.len() / 2) as u64;
+        let width = plan.encoding.bytes_per_sample();
+        let piece = cyclic_chunk(&plan.bytes, &mut position, chunk_samples * width);
+        samples_sent += (piece.len() / width) as u64;
         sent_at
             .lock()
             .expect("lock")
@@ -170,7 +173,7 @@ async fn receive(
                     // Later windows start at or after this one's start.
                     log.forget_through(sample_at(p.start_ms, rate));
                     drop(log);
-                    live.window(latency);
+                    live.window(latency, p.latency_us);
                 }
                 Some(Response::Summary(s)) => {
                     tally.summary_windows = Some(s.windows);
