@@ -48,6 +48,16 @@ pub trait Network: std::fmt::Debug + Send + Sync {
     /// The pass the server runs (batch norm folded, layouts for speed); tests check it
     /// equals `forward_t` in evaluation mode.
     fn inference(&self) -> CandleResult<Box<dyn Inference>>;
+    /// The pooled embedding the classifier reads, and the logits, from `normalize`'s output:
+    /// for training objectives on the embedding (the corpus adversary). `None` where the
+    /// network does not expose one.
+    fn embed_and_classify(
+        &self,
+        _x: &Tensor,
+        _train: bool,
+    ) -> CandleResult<Option<(Tensor, Tensor)>> {
+        Ok(None)
+    }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
         self.forward_normalized(&self.normalize(x)?, train)

@@ -232,8 +232,9 @@ impl LogMelNet {
             .broadcast_div(&self.band_std)
     }
 
-    /// Logits from normalized input (B, n_mels, T).
-    pub fn forward_normalized(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// The pooled embedding (B, 2 x last channels) and the logits from normalized input
+    /// (B, n_mels, T).
+    pub fn embed_and_classify(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let mut x = x.clone();
         for (conv, bn, pool) in &self.blocks {
             x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
@@ -242,7 +243,15 @@ impl LogMelNet {
             }
         }
         let pooled = Tensor::cat(&[x.mean(D::Minus1)?, x.max(D::Minus1)?], 1)?;
-        self.head.forward(&self.dropout.forward_t(&pooled, train)?)
+        let logits = self
+            .head
+            .forward(&self.dropout.forward_t(&pooled, train)?)?;
+        Ok((pooled, logits))
+    }
+
+    /// Logits from normalized input (B, n_mels, T).
+    pub fn forward_normalized(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.embed_and_classify(x, train)?.1)
     }
 
     /// Logits for a batch of log-mel windows (B, T, n_mels).
@@ -266,6 +275,10 @@ impl Network for LogMelNet {
 
     fn inference(&self) -> Result<Box<dyn super::architecture::Inference>> {
         Ok(Box::new(super::folded::FoldedLogMelNet::new(self)?))
+    }
+
+    fn embed_and_classify(&self, x: &Tensor, train: bool) -> Result<Option<(Tensor, Tensor)>> {
+        LogMelNet::embed_and_classify(self, x, train).map(Some)
     }
 }
 

@@ -99,6 +99,12 @@ pub struct Recipe {
     /// Calm's loss weight at most neutral's: calm exists in one corpus only, and a
     /// rare-class boost teaches "sounds like RAVDESS" rather than calm.
     pub cap_calm_weight: bool,
+    /// Weight of the corpus adversary (0 disables): a small head learns which corpus a
+    /// window came from, and its gradient reaches the network reversed, so the embedding
+    /// learns to hide the recording (domain-adversarial training, Ganin et al. 2016). The
+    /// weight ramps up from 0 over the run. Training only; the served model is unchanged.
+    #[serde(default)]
+    pub corpus_adversary: f32,
 }
 
 impl Recipe {
@@ -143,6 +149,7 @@ impl Default for Recipe {
             colour_tilt_db: 12.0,
             pad_with_floor: false,
             cap_calm_weight: false,
+            corpus_adversary: 0.0,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Sentio's training library: corpus loading, augmentation, feature caching, training,
 //! evaluation protocols and reports. Features and models come from the `sentio` crate
 //! itself, so training and serving share one implementation.
+pub mod adversary;
 pub mod augment;
 pub mod batch;
 pub mod cache;
 pub mod data;
 pub mod eval;
 pub mod evaluate;
+pub mod loss;
 pub mod normalization;
 pub mod protocol;
 pub mod report;

@@ -90,6 +90,16 @@ pub fn train_partition(
     card.normalization = normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
     let train_set = TrainSet {
         labels: output_indices(&card, &partition.train)?,
+        corpora: partition
+            .train
+            .iter()
+            .map(|c| {
+                Dataset::ALL
+                    .iter()
+                    .position(|&d| d == c.dataset)
+                    .unwrap_or(0)
+            })
+            .collect(),
         variants: train_cache.iter().map(|v| v.as_slice()).collect(),
     };
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();

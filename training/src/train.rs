@@ -15,9 +15,12 @@ use rand_distr::{Beta, Distribution, Normal};
 use sentio::model::recipe::{Sampling, Schedule};
 use sentio::model::{ModelCard, ModelInput, Network, Recipe};
 
+use crate::adversary::CorpusAdversary;
 use crate::batch::{colour, crop_window_padded, shift_mel, spec_augment_mask};
 use crate::cache::CachedClip;
 use crate::eval::{Confusion, argmax, predict_clips};
+pub use crate::loss::class_weights;
+use crate::loss::{loss_weights, one_hot, soft_cross_entropy};
 
 /// Knobs of one training run: the architecture's recipe and the seed.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -31,6 +34,8 @@ pub struct TrainConfig {
 pub struct TrainSet<'a> {
     /// Per clip, the index of its label in the card's `labels` (the network's outputs).
     pub labels: Vec<usize>,
+    /// Per clip, its corpus (0, 1, ... in any fixed order), for the corpus adversary.
+    pub corpora: Vec<usize>,
     pub variants: Vec<&'a [CachedClip]>,
 }
 
@@ -61,58 +66,6 @@ pub fn init_vars(varmap: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Inverse-frequency class weights, square-rooted (full inverse frequency over-fits the
-/// rare calm and surprise clips of one corpus), normalized to mean 1 over present classes.
-pub fn class_weights(labels: &[usize], classes: usize) -> Vec<f32> {
-    let mut counts = vec![0usize; classes];
-    labels.iter().for_each(|&l| counts[l] += 1);
-    let present = counts.iter().filter(|&&c| c > 0).count().max(1);
-    let mut w = vec![0.0f32; classes];
-    for c in 0..classes {
-        if counts[c] > 0 {
-            w[c] = (labels.len() as f32 / (present as f32 * counts[c] as f32)).sqrt();
-        }
-    }
-    let mean = w.iter().sum::<f32>() / present as f32;
-    w.into_iter().map(|v| v / mean).collect()
-}
-
-/// Per class: [`class_weights`], with calm's capped at neutral's when the recipe says so.
-fn loss_weights(card: &ModelCard, recipe: &Recipe, labels: &[usize]) -> Vec<f32> {
-    let mut weights = class_weights(labels, card.labels.len());
-    let position = |label: &str| card.labels.iter().position(|l| l == label);
-    if let (true, Some(calm), Some(neutral)) = (
-        recipe.cap_calm_weight,
-        position("calm"),
-        position("neutral"),
-    ) {
-        weights[calm] = weights[calm].min(weights[neutral]);
-    }
-    weights
-}
-
-/// Weighted cross-entropy against soft targets (mixup), averaged by target weight.
-fn soft_cross_entropy(
-    logits: &Tensor,
-    targets: &Tensor,
-    weights: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, 1)?;
-    let weighted = targets.broadcast_mul(weights)?;
-    let loss =
-        (weighted.mul(&logp)?.sum_all()?.neg()? / weighted.sum_all()?.to_scalar::<f32>()? as f64)?;
-    Ok(loss)
-}
-
-fn one_hot(labels: &[usize], classes: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let mut v = vec![0.0f32; labels.len() * classes];
-    labels
-        .iter()
-        .enumerate()
-        .for_each(|(i, &l)| v[i * classes + l] = 1.0);
-    Tensor::from_vec(v, (labels.len(), classes), device)
-}
-
 /// A trained network with the weights of its best validation epoch.
 pub struct Trained {
     pub varmap: VarMap,
@@ -130,6 +83,10 @@ struct Run<'a> {
     rng: StdRng,
     class_weights: Tensor,
     beta: Beta<f32>,
+    /// Per-corpus loss weights, while the adversary waits for its first batch (it is built
+    /// once the embedding's width is known).
+    corpus_weights: Vec<f32>,
+    adversary: Option<CorpusAdversary>,
 }
 
 /// Trains a network; returns it with the weights of the best validation epoch, and the
@@ -163,6 +120,11 @@ pub fn train(
         rng: StdRng::seed_from_u64(config.seed.wrapping_add(1)),
         class_weights: Tensor::from_slice(&weights, (1, classes), device)?,
         beta: Beta::new(alpha, alpha)?,
+        corpus_weights: {
+            let corpora = train_set.corpora.iter().max().map_or(1, |&c| c + 1);
+            class_weights(&train_set.corpora, corpora)
+        },
+        adversary: None,
     };
     let mut optimizer = AdamW::new(
         varmap.all_vars(),
@@ -195,7 +157,8 @@ pub fn train(
                     recipe.learning_rate * warmup_cosine(step, warm_steps, total_steps),
                 );
             }
-            let loss = run.step(train_set, batch, &mut optimizer)?;
+            let progress = step as f64 / total_steps as f64;
+            let loss = run.step(train_set, batch, &mut optimizer, progress)?;
             epoch_loss += loss;
             step += 1;
             bar.inc(1);
@@ -282,16 +245,19 @@ impl Run<'_> {
         }
     }
 
-    /// One optimizer step on one batch; returns its loss.
+    /// One optimizer step on one batch, `progress` (0..1) into the run; returns its loss.
     fn step(
         &mut self,
         train_set: &TrainSet,
         batch: &[(usize, usize)],
         optimizer: &mut AdamW,
+        progress: f64,
     ) -> Result<f64> {
         let labels: Vec<usize> = batch.iter().map(|&(c, _)| train_set.labels[c]).collect();
         let classes = self.card.labels.len();
         let mut targets = one_hot(&labels, classes, self.device)?;
+        let corpora: Vec<usize> = batch.iter().map(|&(c, _)| train_set.corpora[c]).collect();
+        let mut corpus_targets = one_hot(&corpora, self.corpus_weights.len(), self.device)?;
         if self.recipe.label_smoothing > 0.0 {
             // Spread over the model's own classes, so each target still sums to 1.
             let e = self.recipe.label_smoothing as f64;
@@ -323,11 +289,38 @@ impl Run<'_> {
             let perm = Tensor::from_vec(perm, batch.len(), self.device)?;
             x = ((&x * lambda)? + (x.index_select(&perm, 0)? * (1.0 - lambda))?)?;
             targets = ((&targets * lambda)? + (targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
+            corpus_targets = ((&corpus_targets * lambda)?
+                + (corpus_targets.index_select(&perm, 0)? * (1.0 - lambda))?)?;
         }
-        let logits = self.net.forward_normalized(&x, true)?;
-        let loss = soft_cross_entropy(&logits, &targets, &self.class_weights)?;
-        optimizer.backward_step(&loss)?;
-        Ok(loss.to_scalar::<f32>()? as f64)
+        if self.recipe.corpus_adversary <= 0.0 {
+            let logits = self.net.forward_normalized(&x, true)?;
+            let loss = soft_cross_entropy(&logits, &targets, &self.class_weights)?;
+            optimizer.backward_step(&loss)?;
+            return Ok(loss.to_scalar::<f32>()? as f64);
+        }
+        let Some((embedding, logits)) = self.net.embed_and_classify(&x, true)? else {
+            anyhow::bail!(
+                "corpus_adversary: the {} network exposes no embedding",
+                self.card.kind()
+            );
+        };
+        let emotion = soft_cross_entropy(&logits, &targets, &self.class_weights)?;
+        if self.adversary.is_none() {
+            self.adversary = Some(CorpusAdversary::new(
+                embedding.dim(1)?,
+                &self.corpus_weights,
+                self.recipe.corpus_adversary as f64,
+                self.recipe.learning_rate,
+                self.device,
+            )?);
+        }
+        let adversary = self.adversary.as_mut().expect("built above");
+        let loss = (&emotion + adversary.loss(&embedding, &corpus_targets, progress)?)?;
+        let grads = loss.backward()?;
+        optimizer.step(&grads)?;
+        adversary.step(&grads, optimizer.learning_rate())?;
+        // The emotion loss alone, comparable with runs without the adversary.
+        Ok(emotion.to_scalar::<f32>()? as f64)
     }
 
     /// The raw network input of a batch: a random variant of each clip, as a window vector
