@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{ClipPrediction, WindowResult};
 use crate::proto::{
-    ClassifyResponse, EmotionScore, StreamSummary, WindowPrediction,
+    ChannelSummary, ClassifyResponse, EmotionScore, StreamSummary, WindowPrediction,
     stream_emotions_response::Response,
 };
 
@@ -31,6 +31,9 @@ pub struct WindowReport {
     /// Server-side latency of a streamed window (absent offline and for Classify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+    /// The window's channel, when channels are analysed separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
 }
 
 /// A whole recording's decision (one line per file).
@@ -64,6 +67,19 @@ pub struct SummaryReport {
     pub reason: String,
     /// The same in words, with the limit that ended it.
     pub end_reason: String,
+    /// Per channel, when channels are analysed separately.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelReport>,
+}
+
+/// One channel's decision in a separately analysed stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelReport {
+    pub channel: u32,
+    pub window_count: u64,
+    pub speech_window_count: u64,
+    pub emotion: String,
+    pub scores: Scores,
 }
 
 /// One line of `sentio-client stream --json`.
@@ -109,6 +125,22 @@ pub fn window_prediction(labels: &[String], w: &WindowResult) -> WindowPredictio
         confidence: w.confidence,
         speech: w.speech,
         latency_us: 0,
+        channel: 0,
+    }
+}
+
+/// One channel's decision (the clip rule over its windows) as the proto states it.
+pub fn channel_summary(
+    labels: &[String],
+    channel: u32,
+    rule: &crate::classify::SpeechMean,
+) -> ChannelSummary {
+    ChannelSummary {
+        channel,
+        windows: rule.windows(),
+        speech_windows: rule.speech_windows(),
+        mean_scores: emotion_scores(labels, &rule.mean()),
+        dominant_emotion: rule.decision(labels).0,
     }
 }
 
@@ -129,6 +161,7 @@ pub fn classify_response(
             .collect(),
         audio_ms: clip.audio_ms,
         model_id: model_id.to_string(),
+        channels: Vec::new(),
     }
 }
 
@@ -143,6 +176,7 @@ impl From<&WindowPrediction> for WindowReport {
             confidence: p.confidence,
             scores: scores_of(&p.scores),
             latency_us: (p.latency_us > 0).then_some(p.latency_us),
+            channel: None,
         }
     }
 }
@@ -152,8 +186,9 @@ impl WindowReport {
     /// (what `sentio classify` and `sentio-client stream` print without `--json`).
     pub fn timeline_line(&self) -> String {
         let bar = "#".repeat((self.confidence * 20.0).round() as usize);
+        let channel = self.channel.map_or(String::new(), |c| format!("ch{c} "));
         format!(
-            "{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
+            "{channel}{:>7.2}-{:<7.2} s  {:<9} {:>5.1}% {bar}",
             self.start_ms as f64 / 1000.0,
             self.end_ms as f64 / 1000.0,
             self.emotion,
@@ -189,6 +224,17 @@ impl From<&StreamSummary> for SummaryReport {
                 .trim_start_matches("END_REASON_")
                 .to_ascii_lowercase(),
             end_reason: s.end_reason.clone(),
+            channels: s
+                .channels
+                .iter()
+                .map(|c| ChannelReport {
+                    channel: c.channel,
+                    window_count: c.windows,
+                    speech_window_count: c.speech_windows,
+                    emotion: c.dominant_emotion.clone(),
+                    scores: scores_of(&c.mean_scores),
+                })
+                .collect(),
         }
     }
 }

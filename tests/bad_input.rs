@@ -55,6 +55,7 @@ fn raw(encoding: AudioEncoding, rate: u32, audio: Vec<u8>) -> ClassifyRequest {
         encoding: encoding as i32,
         sample_rate_hz: rate,
         channels: 1,
+        ..Default::default()
     }
 }
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use sentio::audio::{SampleFormat, decode_path, pcm::encode};
+use sentio::audio::container::decode_file_channels;
+use sentio::audio::{SampleFormat, pcm::encode};
 use sentio::proto::{
-    EndReason, StreamConfig, StreamEmotionsRequest, WindowPrediction,
+    ChannelMode, EndReason, StreamConfig, StreamEmotionsRequest, WindowPrediction,
     stream_emotions_request::Request, stream_emotions_response::Response,
 };
-use sentio::report::{StreamEvent, WindowReport};
+use sentio::report::StreamEvent;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 
@@ -45,6 +46,10 @@ pub(crate) struct StreamArgs {
     /// Raw stdin channels.
     #[arg(long, default_value_t = 1)]
     channels: u32,
+    /// Analyse each channel on its own (e.g. agent and customer of a stereo call
+    /// recording): windows and a summary per channel. Without it channels are mixed.
+    #[arg(long)]
+    separate_channels: bool,
     /// Window and hop in ms (0: the model's defaults).
     #[arg(long, default_value_t = 0)]
     window_ms: u32,
@@ -113,23 +118,29 @@ enum Ended {
 struct Progress {
     hop_ms: u64,
     window_ms: u64,
-    /// The highest window index printed whole (a drain may cut the last one short).
-    last_whole: Option<u64>,
+    /// Per channel, the highest window index printed whole (a drain may cut the last one
+    /// short).
+    last_whole: std::collections::BTreeMap<u32, u64>,
 }
 
 impl Progress {
-    /// The call time to resume at: the start of the first window not answered whole.
+    /// The call time to resume at: the start of the first window not answered whole on
+    /// every channel that has answered.
     fn resume_at_ms(&self) -> u64 {
-        self.last_whole.map_or(0, |i| (i + 1) * self.hop_ms)
+        self.last_whole
+            .values()
+            .min()
+            .map_or(0, |i| (i + 1) * self.hop_ms)
     }
 
     /// Whether to print `p`, noting it; a resumed stream repeats windows already printed.
     fn take(&mut self, p: &WindowPrediction) -> bool {
-        if self.last_whole.is_some_and(|i| p.window_index <= i) {
+        let last = self.last_whole.get(&p.channel);
+        if last.is_some_and(|&i| p.window_index <= i) {
             return false;
         }
         if p.end_ms - p.start_ms >= self.window_ms {
-            self.last_whole = Some(p.window_index);
+            self.last_whole.insert(p.channel, p.window_index);
         }
         true
     }
@@ -162,6 +173,11 @@ pub(crate) async fn run(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<
             stream_id: String::new(),
             include_silence: args.include_silence,
             resume_at_ms,
+            channel_mode: if args.separate_channels {
+                ChannelMode::Separate
+            } else {
+                ChannelMode::Mix
+            } as i32,
         };
         let from = (resume_at_ms * rate as u64 / 1000) as usize * frame;
         match connection(conn, config, &log, from, chunk, &args, &mut progress).await {
@@ -214,16 +230,18 @@ async fn connection(
                     let effective = s.config.clone().unwrap_or_default();
                     progress.hop_ms = effective.hop_ms as u64;
                     progress.window_ms = effective.window_ms as u64;
-                    print_response(Response::Started(s), args.json);
+                    print_response(Response::Started(s), args.json, args.separate_channels);
                 }
                 Some(Response::Prediction(p)) if progress.take(&p) => {
-                    print_response(Response::Prediction(p), args.json);
+                    print_response(Response::Prediction(p), args.json, args.separate_channels);
                 }
                 Some(Response::Prediction(_)) => {}
                 Some(Response::Summary(s)) if s.reason() == EndReason::ServerShutdown => {
                     return Ok(Ended::Interrupted("the server drained".into()));
                 }
-                Some(Response::Summary(s)) => print_response(Response::Summary(s), args.json),
+                Some(Response::Summary(s)) => {
+                    print_response(Response::Summary(s), args.json, args.separate_channels)
+                }
                 None => {}
             }
         }
@@ -296,13 +314,21 @@ fn open_input(args: &StreamArgs) -> anyhow::Result<(Source, SampleFormat, u32, u
             args.input
         );
     }
-    let audio = decode_path(std::path::Path::new(&args.input))
+    let path = std::path::Path::new(&args.input);
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", args.input))?;
+    let extension = path.extension().and_then(|e| e.to_str());
+    let channels = decode_file_channels(bytes, extension, args.separate_channels)
         .with_context(|| format!("decoding {}", args.input))?;
+    // Interleaved again as a live source would send them.
+    let frames = channels[0].samples.len();
+    let interleaved: Vec<f32> = (0..frames)
+        .flat_map(|i| channels.iter().map(move |c| c.samples[i]))
+        .collect();
     Ok((
-        Source::File(encode(&audio.samples, SampleFormat::S16Le)),
+        Source::File(encode(&interleaved, SampleFormat::S16Le)),
         SampleFormat::S16Le,
-        audio.sample_rate,
-        1,
+        channels[0].sample_rate,
+        channels.len() as u32,
     ))
 }
 
@@ -349,22 +375,37 @@ async fn read_file(log: Arc<AudioLog>, bytes: Vec<u8>, chunk: usize, pace: Optio
     log.end();
 }
 
-fn print_response(response: Response, json: bool) {
+fn print_response(response: Response, json: bool, separate_channels: bool) {
+    let mut event = StreamEvent::from(&response);
+    if let (StreamEvent::Prediction(window), Response::Prediction(p)) = (&mut event, &response) {
+        window.channel = separate_channels.then_some(p.channel);
+    }
     if json {
-        let line = serde_json::to_string(&StreamEvent::from(&response)).expect("serializable");
+        let line = serde_json::to_string(&event).expect("serializable");
         println!("{line}");
         return;
     }
-    match response {
-        Response::Started(s) => eprintln!("stream {} on model {}", s.stream_id, s.model_id),
-        Response::Prediction(p) => println!("{}", WindowReport::from(&p).timeline_line()),
-        Response::Summary(s) => println!(
-            "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
-            s.dominant_emotion,
-            s.audio_ms as f64 / 1000.0,
-            s.windows,
-            s.speech_windows,
-            s.end_reason
-        ),
+    match (response, event) {
+        (Response::Started(s), _) => {
+            eprintln!("stream {} on model {}", s.stream_id, s.model_id)
+        }
+        (_, StreamEvent::Prediction(window)) => println!("{}", window.timeline_line()),
+        (Response::Summary(s), _) => {
+            for c in &s.channels {
+                println!(
+                    "channel {}: {} ({} windows, {} speech)",
+                    c.channel, c.dominant_emotion, c.windows, c.speech_windows
+                );
+            }
+            println!(
+                "summary: {} over {:.1} s ({} windows, {} speech), ended: {}",
+                s.dominant_emotion,
+                s.audio_ms as f64 / 1000.0,
+                s.windows,
+                s.speech_windows,
+                s.end_reason
+            )
+        }
+        _ => {}
     }
 }

@@ -69,6 +69,7 @@ struct Fields {
     stream_id: String,
     include_silence: bool,
     resume_at_ms: u64,
+    channel_mode: i32,
 }
 
 fuzz_target!(|input: Input| {
@@ -88,6 +89,7 @@ fuzz_target!(|input: Input| {
             stream_id: f.stream_id,
             include_silence: f.include_silence,
             resume_at_ms: f.resume_at_ms,
+            channel_mode: f.channel_mode,
         },
     };
     let card = &CARDS[input.card as usize];

@@ -36,21 +36,35 @@ pub fn decode_path(path: &Path) -> Result<DecodedAudio> {
 
 /// Decodes a whole file held in memory. `extension_hint` helps the probe but is not trusted.
 pub fn decode_file(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
+    let mut channels = decode_file_channels(bytes, extension_hint, false)?;
+    Ok(channels.remove(0))
+}
+
+/// Like [`decode_file`], but with `separate` one mono signal per channel of the file
+/// instead of their mean.
+pub fn decode_file_channels(
+    bytes: Vec<u8>,
+    extension_hint: Option<&str>,
+    separate: bool,
+) -> Result<Vec<DecodedAudio>> {
     // symphonia 0.5.5 panics on some malformed files (a WAV stating 0 Hz, ADPCM with more
     // than two channels, header arithmetic that overflows where overflow checks are on; found
     // by fuzz/container_decode). A bad file is the caller's mistake: it gets an error, not a
     // crashed CLI or an INTERNAL status. Nothing outlives the closure, so no broken state
     // can leak out of it.
-    crate::panics::catch_input_panic(|| decode_unguarded(bytes, extension_hint)).unwrap_or_else(
-        |what| {
+    crate::panics::catch_input_panic(|| decode_unguarded(bytes, extension_hint, separate))
+        .unwrap_or_else(|what| {
             Err(Error::InvalidAudio(format!(
                 "the decoder failed on this file: {what}"
             )))
-        },
-    )
+        })
 }
 
-fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<DecodedAudio> {
+fn decode_unguarded(
+    bytes: Vec<u8>,
+    extension_hint: Option<&str>,
+    separate: bool,
+) -> Result<Vec<DecodedAudio>> {
     if bytes.is_empty() {
         return Err(Error::InvalidAudio("the file is empty".into()));
     }
@@ -90,34 +104,41 @@ fn decode_unguarded(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
         .make(&params, &DecoderOptions::default())
         .map_err(|e| describe(e, "open a decoder"))?;
 
-    let samples = decode_track(format.as_mut(), decoder.as_mut(), track_id)?;
-    if samples.is_empty() {
+    let channels = decode_track(format.as_mut(), decoder.as_mut(), track_id, separate)?;
+    if channels.iter().all(|c| c.is_empty()) {
         return Err(Error::InvalidAudio(
             "the file holds no audio samples".into(),
         ));
     }
-    let problem = samples
-        .iter()
-        .enumerate()
-        .find_map(|(i, &s)| super::float_sample_problem(s).map(|p| (i, s, p)));
-    if let Some((index, value, problem)) = problem {
-        return Err(Error::InvalidAudio(format!(
-            "sample {index} ({value}) {problem}"
-        )));
+    for samples in &channels {
+        let problem = samples
+            .iter()
+            .enumerate()
+            .find_map(|(i, &s)| super::float_sample_problem(s).map(|p| (i, s, p)));
+        if let Some((index, value, problem)) = problem {
+            return Err(Error::InvalidAudio(format!(
+                "sample {index} ({value}) {problem}"
+            )));
+        }
     }
-    Ok(DecodedAudio {
-        samples,
-        sample_rate,
-    })
+    Ok(channels
+        .into_iter()
+        .map(|samples| DecodedAudio {
+            samples,
+            sample_rate,
+        })
+        .collect())
 }
 
-/// Every packet of one track, decoded and downmixed to mono.
+/// Every packet of one track, decoded and downmixed to mono (one signal), or with
+/// `separate` one signal per channel.
 fn decode_track(
     format: &mut dyn symphonia::core::formats::FormatReader,
     decoder: &mut dyn symphonia::core::codecs::Decoder,
     track_id: u32,
-) -> Result<Vec<f32>> {
-    let mut samples = Vec::new();
+    separate: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let mut outputs: Vec<Vec<f32>> = vec![Vec::new()];
     let mut buffer: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match format.next_packet() {
@@ -134,7 +155,7 @@ fn decode_track(
         let decoded = match decoder.decode(&packet) {
             Ok(decoded) => decoded,
             // A corrupt packet in the middle of a long file is skipped, as players do.
-            Err(SymphoniaError::DecodeError(_)) if !samples.is_empty() => continue,
+            Err(SymphoniaError::DecodeError(_)) if !outputs[0].is_empty() => continue,
             Err(e) => return Err(describe(e, "decode audio")),
         };
         let spec = *decoded.spec();
@@ -144,9 +165,24 @@ fn decode_track(
             *buf = SampleBuffer::new(decoded.capacity() as u64, spec);
         }
         buf.copy_interleaved_ref(decoded);
-        downmix(buf.samples(), channels, &mut samples);
+        if !separate {
+            downmix(buf.samples(), channels, &mut outputs[0]);
+            continue;
+        }
+        if outputs[0].is_empty() && outputs.len() != channels {
+            outputs.resize(channels, Vec::new());
+        }
+        if outputs.len() != channels {
+            return Err(Error::InvalidAudio(format!(
+                "the file's channel count changes from {} to {channels} mid-track",
+                outputs.len()
+            )));
+        }
+        for frame in buf.samples().chunks_exact(channels) {
+            outputs.iter_mut().zip(frame).for_each(|(o, &s)| o.push(s));
+        }
     }
-    Ok(samples)
+    Ok(outputs)
 }
 
 /// Averages interleaved channels into mono (librosa's `to_mono`).

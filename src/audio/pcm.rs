@@ -59,6 +59,8 @@ pub struct PcmDecoder {
     carry: Vec<u8>,
     /// Frames decoded so far, for error messages that say where.
     frames_decoded: u64,
+    /// Keep every channel's sample (interleaved) instead of averaging each frame to mono.
+    keep_channels: bool,
 }
 
 impl PcmDecoder {
@@ -73,7 +75,21 @@ impl PcmDecoder {
             channels,
             carry: Vec::new(),
             frames_decoded: 0,
+            keep_channels: false,
         })
+    }
+
+    /// A decoder that appends every channel's samples, still interleaved, instead of their
+    /// mean (for channels analysed separately).
+    pub fn keeping_channels(format: SampleFormat, channels: usize) -> Result<Self> {
+        Ok(Self {
+            keep_channels: true,
+            ..Self::new(format, channels)?
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     fn frame_bytes(&self) -> usize {
@@ -85,7 +101,8 @@ impl PcmDecoder {
         self.carry.len()
     }
 
-    /// Decodes one chunk, appending mono samples to `out`. On error nothing is appended and
+    /// Decodes one chunk, appending mono samples to `out` (or every channel's, interleaved,
+    /// for a decoder `keeping_channels`). On error nothing is appended and
     /// the decoder is left as it was before the call.
     pub fn decode(&mut self, chunk: &[u8], out: &mut Vec<f32>) -> Result<()> {
         let frame = self.frame_bytes();
@@ -114,9 +131,15 @@ impl PcmDecoder {
             // infinity, while their mean is finite (found by fuzz/pcm_decode).
             let mut sum = 0.0f64;
             for sample in frame.chunks_exact(bps) {
-                sum += self.sample(sample)? as f64;
+                let value = self.sample(sample)?;
+                if self.keep_channels {
+                    out.push(value);
+                }
+                sum += value as f64;
             }
-            out.push((sum / self.channels as f64) as f32);
+            if !self.keep_channels {
+                out.push((sum / self.channels as f64) as f32);
+            }
             self.frames_decoded += 1;
         }
         Ok(())
@@ -258,6 +281,22 @@ pub fn round_trip(samples: &[f32], format: SampleFormat) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_are_kept_interleaved_or_averaged() {
+        let bytes = encode(&[0.5, -0.25, 0.25, 0.75], SampleFormat::S16Le);
+        let (mut mixed, mut kept) = (Vec::new(), Vec::new());
+        PcmDecoder::new(SampleFormat::S16Le, 2)
+            .unwrap()
+            .decode(&bytes, &mut mixed)
+            .unwrap();
+        let mut separate = PcmDecoder::keeping_channels(SampleFormat::S16Le, 2).unwrap();
+        // A frame split across chunks still decodes whole.
+        separate.decode(&bytes[..3], &mut kept).unwrap();
+        separate.decode(&bytes[3..], &mut kept).unwrap();
+        assert_eq!(mixed, [0.125, 0.5]);
+        assert_eq!(kept, [0.5, -0.25, 0.25, 0.75]);
+    }
 
     #[test]
     fn g711_round_trips_every_code() {

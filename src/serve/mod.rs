@@ -4,6 +4,7 @@
 mod arrivals;
 pub mod auth;
 pub mod batcher;
+mod classify_input;
 pub mod config;
 pub mod metrics;
 pub mod outcome;

@@ -1,8 +1,9 @@
 //! How a stream ends: the outcome metrics count, the reason its summary states, and the
 //! summary itself (the clip decision rule over every window of the stream).
 
+use crate::classify::SpeechMean;
 use crate::proto::StreamSummary;
-use crate::report::emotion_scores;
+use crate::report::{channel_summary, emotion_scores};
 
 /// How a stream ended, as `sentio_streams_total{outcome}` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,28 +67,43 @@ impl EndReason {
     }
 }
 
-/// Running totals for the stream's summary: the clip decision rule over every window.
-pub(crate) struct Summary(crate::classify::SpeechMean);
+/// Running totals for the stream's summary: the clip decision rule over every window, and
+/// over each channel's when channels are analysed separately.
+pub(crate) struct Summary {
+    all: SpeechMean,
+    channels: Vec<SpeechMean>,
+}
 
 impl Summary {
-    pub(crate) fn new(classes: usize) -> Self {
-        Self(crate::classify::SpeechMean::new(classes))
+    /// `separate_channels`: 0 for a mixed stream, else the number of channels.
+    pub(crate) fn new(classes: usize, separate_channels: usize) -> Self {
+        Self {
+            all: SpeechMean::new(classes),
+            channels: (0..separate_channels)
+                .map(|_| SpeechMean::new(classes))
+                .collect(),
+        }
     }
 
-    pub(crate) fn add(&mut self, probabilities: Option<&[f32]>) {
-        self.0.add(probabilities);
+    pub(crate) fn add(&mut self, channel: u32, probabilities: Option<&[f32]>) {
+        self.all.add(probabilities);
+        if let Some(rule) = self.channels.get_mut(channel as usize) {
+            rule.add(probabilities);
+        }
     }
 
     pub(crate) fn finish(self, labels: &[String], audio_ms: u64, end: EndReason) -> StreamSummary {
-        let dominant_emotion = self.0.decision(labels).0;
         StreamSummary {
             audio_ms,
-            windows: self.0.windows(),
-            speech_windows: self.0.speech_windows(),
-            mean_scores: emotion_scores(labels, &self.0.mean()),
-            dominant_emotion,
+            windows: self.all.windows(),
+            speech_windows: self.all.speech_windows(),
+            mean_scores: emotion_scores(labels, &self.all.mean()),
+            dominant_emotion: self.all.decision(labels).0,
             end_reason: end.text(),
             reason: end.proto() as i32,
+            channels: (self.channels.iter().enumerate())
+                .map(|(i, rule)| channel_summary(labels, i as u32, rule))
+                .collect(),
         }
     }
 }

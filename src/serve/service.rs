@@ -10,15 +10,17 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::classify_input::{decode_request, per_channel_response};
 use super::metrics;
 use super::session::{self, SessionContext};
 use super::status::counted;
-use crate::audio::{DecodedAudio, PcmDecoder, SampleFormat, decode_file};
+use super::stream_config::separate_channels;
+use crate::audio::DecodedAudio;
 use crate::classify::{WindowResult, aggregate};
 use crate::pipeline::{PreparedWindow, hop_granularity_ms};
 use crate::proto::emotion_recognizer_server::EmotionRecognizer;
 use crate::proto::{
-    AudioEncoding, ClassifyRequest, ClassifyResponse, GetModelInfoRequest, ModelInfo,
+    AudioEncoding, ChannelMode, ClassifyRequest, ClassifyResponse, GetModelInfoRequest, ModelInfo,
     StreamEmotionsRequest, StreamEmotionsResponse,
 };
 use crate::report::classify_response;
@@ -81,23 +83,39 @@ impl EmotionRecognizer for EmotionService {
         &self,
         request: Request<ClassifyRequest>,
     ) -> Result<Response<ClassifyResponse>, Status> {
-        let audio = self.decode_within_limits(request.into_inner()).await?;
+        let request = request.into_inner();
+        let separate = separate_channels(request.channel_mode, request.channels.max(1) as usize)
+            .map_err(counted)?;
+        let channels = self.decode_within_limits(request, separate).await?;
         let card = self.ctx.card.clone();
         let silence = self.ctx.config.silence_dbfs;
-        let (prepared, audio_ms) = tokio::task::spawn_blocking(move || {
-            crate::classify::prepare_clip(&card, &audio, silence)
+        let prepared = tokio::task::spawn_blocking(move || {
+            channels
+                .iter()
+                .map(|audio| crate::classify::prepare_clip(&card, audio, silence))
+                .collect::<crate::Result<Vec<_>>>()
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| counted(e.into()))?;
-        let results = self.predict_windows(&prepared).await?;
+        // Every channel's windows go to the batcher together, then split back.
+        let all: Vec<PreparedWindow> = prepared.iter().flat_map(|(w, _)| w.clone()).collect();
+        let mut results = self.predict_windows(&all).await?.into_iter();
         let labels = &self.ctx.card.labels;
-        let clip = aggregate(labels, results, audio_ms);
-        Ok(Response::new(classify_response(
+        let audio_ms = prepared.first().map_or(0, |(_, ms)| *ms);
+        let per_channel: Vec<Vec<WindowResult>> = prepared
+            .iter()
+            .map(|(windows, _)| results.by_ref().take(windows.len()).collect())
+            .collect();
+        let mut response = classify_response(
             labels,
             &self.ctx.card.id,
-            &clip,
-        )))
+            &aggregate(labels, per_channel.concat(), audio_ms),
+        );
+        if separate {
+            per_channel_response(labels, &per_channel, &mut response);
+        }
+        Ok(Response::new(response))
     }
 
     async fn get_model_info(
@@ -130,8 +148,13 @@ impl EmotionRecognizer for EmotionService {
 }
 
 impl EmotionService {
-    /// Decodes a Classify payload, enforcing the byte, rate, channel and duration limits.
-    async fn decode_within_limits(&self, request: ClassifyRequest) -> Result<DecodedAudio, Status> {
+    /// Decodes a Classify payload (one signal, or one per channel with `separate`),
+    /// enforcing the byte, rate, channel and duration limits.
+    async fn decode_within_limits(
+        &self,
+        request: ClassifyRequest,
+        separate: bool,
+    ) -> Result<Vec<DecodedAudio>, Status> {
         let config = &self.ctx.config;
         if request.audio.len() > config.max_classify_bytes {
             return Err(counted(Status::resource_exhausted(format!(
@@ -143,24 +166,29 @@ impl EmotionService {
         let max_seconds = config.max_classify_seconds;
         let channels = request.channels.max(1) as usize;
         let raw = request.encoding != AudioEncoding::Unspecified as i32;
-        let audio = tokio::task::spawn_blocking(move || decode_request(request))
+        let decoded = tokio::task::spawn_blocking(move || decode_request(request, separate))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(counted)?;
-        // A container's channels are downmixed by the decoder; raw audio declares its own.
+        let audio = &decoded[0];
+        // A container's channels are downmixed by the decoder unless kept separate; raw
+        // audio declares its own.
         super::stream_config::within_limits(
             audio.sample_rate,
-            if raw { channels } else { 1 },
+            if raw { channels } else { decoded.len() },
             config,
         )
         .map_err(counted)?;
+        if separate {
+            separate_channels(ChannelMode::Separate as i32, decoded.len()).map_err(counted)?;
+        }
         if audio.duration_seconds() > max_seconds as f64 {
             return Err(counted(Status::resource_exhausted(format!(
                 "{:.1} s of audio exceed the Classify limit of {max_seconds} s",
                 audio.duration_seconds()
             ))));
         }
-        Ok(audio)
+        Ok(decoded)
     }
 
     /// Every speech window through the shared batcher (submitted together, so they batch
@@ -195,44 +223,6 @@ impl EmotionService {
         }
         Ok(results)
     }
-}
-
-/// A Classify payload: a container file, or raw samples with their format.
-fn decode_request(request: ClassifyRequest) -> Result<DecodedAudio, Status> {
-    let invalid = |e: crate::Error| Status::invalid_argument(crate::error::chain(&e));
-    let format = match AudioEncoding::try_from(request.encoding) {
-        Ok(AudioEncoding::Unspecified) => return decode_file(request.audio, None).map_err(invalid),
-        Ok(AudioEncoding::PcmS16le) => SampleFormat::S16Le,
-        Ok(AudioEncoding::PcmF32le) => SampleFormat::F32Le,
-        Ok(AudioEncoding::Mulaw) => SampleFormat::MuLaw,
-        Ok(AudioEncoding::Alaw) => SampleFormat::ALaw,
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "encoding {} is not a known AudioEncoding",
-                request.encoding
-            )));
-        }
-    };
-    let rate =
-        crate::audio::resample::validate_rate(request.sample_rate_hz as u64).map_err(invalid)?;
-    let mut decoder = PcmDecoder::new(format, request.channels.max(1) as usize).map_err(invalid)?;
-    let mut samples = Vec::new();
-    decoder
-        .decode(&request.audio, &mut samples)
-        .map_err(invalid)?;
-    if decoder.pending_bytes() != 0 {
-        return Err(Status::invalid_argument(format!(
-            "raw audio ends with {} bytes of an incomplete frame",
-            decoder.pending_bytes()
-        )));
-    }
-    if samples.is_empty() {
-        return Err(Status::invalid_argument("no audio samples"));
-    }
-    Ok(DecodedAudio {
-        samples,
-        sample_rate: rate,
-    })
 }
 
 fn device_type(device: DeviceLocation) -> crate::proto::ComputeDevice {

@@ -42,11 +42,15 @@ pub struct SessionContext {
 
 pub(crate) type Outbound = mpsc::Sender<Result<StreamEmotionsResponse, Status>>;
 
-/// A window waiting to be sent, in order.
+/// A window waiting to be sent, in order, with its channel (0 unless channels are
+/// analysed separately).
 enum Pending {
-    Ready(WindowResult, Instant),
-    Waiting(PreparedWindow, Instant, oneshot::Receiver<Reply>),
+    Ready(WindowResult, Instant, u32),
+    Waiting(PreparedWindow, Instant, u32, oneshot::Receiver<Reply>),
 }
+
+/// A window ready to send: its result, when its last chunk arrived, its channel.
+type ReadyWindow = (WindowResult, Instant, u32);
 
 /// Probabilities as the proto's label-probability pairs.
 fn message(response: Response) -> Result<StreamEmotionsResponse, Status> {
@@ -104,11 +108,15 @@ async fn read_config(
 struct Session {
     accepted: Accepted,
     decoder: PcmDecoder,
-    pipeline: WindowPipeline,
+    /// One pipeline, or one per channel when channels are analysed separately.
+    pipelines: Vec<WindowPipeline>,
     summary: Summary,
     pending: VecDeque<Pending>,
     samples: Vec<f32>,
-    prepared: Vec<PreparedWindow>,
+    /// One channel's samples, split out of `samples` (separate channels only).
+    channel_samples: Vec<f32>,
+    prepared: Vec<(u32, PreparedWindow)>,
+    windows: Vec<PreparedWindow>,
     /// Input samples decoded so far (the audio-received counter adds whole microseconds).
     samples_received: u64,
     arrivals: ChunkArrivals,
@@ -133,14 +141,20 @@ impl Session {
         span.record("stream_id", accepted.stream_id.as_str());
         span.record("encoding", tracing::field::debug(accepted.format));
         span.record("rate", accepted.rate);
-        let parts = PcmDecoder::new(accepted.format, accepted.channels).and_then(|d| {
+        let separate = accepted.separate_channels;
+        let parts = if separate {
+            PcmDecoder::keeping_channels(accepted.format, accepted.channels)
+        } else {
+            PcmDecoder::new(accepted.format, accepted.channels)
+        }
+        .and_then(|d| {
             let silence = ctx.config.silence_dbfs;
-            Ok((
-                d,
-                WindowPipeline::new(&ctx.card, accepted.rate, accepted.spec, silence)?,
-            ))
+            let pipelines = (0..if separate { accepted.channels } else { 1 })
+                .map(|_| WindowPipeline::new(&ctx.card, accepted.rate, accepted.spec, silence))
+                .collect::<crate::Result<Vec<_>>>()?;
+            Ok((d, pipelines))
         });
-        let (decoder, pipeline) = match parts {
+        let (decoder, pipelines) = match parts {
             Ok(parts) => parts,
             Err(e) => return Err(fail(out, e.into()).await),
         };
@@ -163,13 +177,18 @@ impl Session {
         tracing::info!("stream started");
         let arrivals = ChunkArrivals::new(accepted.rate);
         Ok(Self {
+            summary: Summary::new(
+                ctx.card.labels.len(),
+                if separate { accepted.channels } else { 0 },
+            ),
             accepted,
             decoder,
-            pipeline,
-            summary: Summary::new(ctx.card.labels.len()),
+            pipelines,
             pending: VecDeque::new(),
             samples: Vec::new(),
+            channel_samples: Vec::new(),
             prepared: Vec::new(),
+            windows: Vec::new(),
             samples_received: 0,
             arrivals,
         })
@@ -228,7 +247,7 @@ impl Session {
         self.prepared.clear();
         self.decoder
             .decode(chunk, &mut self.samples)
-            .and_then(|_| self.pipeline.push(&self.samples, &mut self.prepared))
+            .and_then(|_| self.push_channels())
             .map_err(|e| {
                 Status::invalid_argument(format!(
                     "audio chunk rejected: {}",
@@ -237,11 +256,34 @@ impl Session {
             })?;
         let rate = self.accepted.rate as u64;
         let before_us = self.samples_received * 1_000_000 / rate;
-        self.samples_received += self.samples.len() as u64;
+        self.samples_received += (self.samples.len() / self.pipelines.len()) as u64;
         metrics::audio_received_us(self.samples_received * 1_000_000 / rate - before_us);
         self.arrivals.record(self.samples_received, arrived);
         let windows = self.prepared.drain(..);
         submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
+        Ok(())
+    }
+
+    /// Feeds the decoded samples to the pipeline, or each channel's to its own; windows go
+    /// to `prepared` in window order, channel 0 first for the same window.
+    fn push_channels(&mut self) -> crate::Result<()> {
+        let channels = self.pipelines.len();
+        for (channel, pipeline) in self.pipelines.iter_mut().enumerate() {
+            let samples = if channels == 1 {
+                &self.samples
+            } else {
+                self.channel_samples.clear();
+                let split = self.samples.iter().skip(channel).step_by(channels);
+                self.channel_samples.extend(split);
+                &self.channel_samples
+            };
+            self.windows.clear();
+            pipeline.push(samples, &mut self.windows)?;
+            let tagged = self.windows.drain(..).map(|w| (channel as u32, w));
+            self.prepared.extend(tagged);
+        }
+        self.prepared
+            .sort_by_key(|(channel, w)| (w.index, *channel));
         Ok(())
     }
 
@@ -260,9 +302,16 @@ impl Session {
             return Err(fail(out, status).await);
         }
         self.prepared.clear();
-        if let Err(e) = self.pipeline.finish(&mut self.prepared) {
-            return Err(fail(out, e.into()).await);
+        for (channel, pipeline) in self.pipelines.iter_mut().enumerate() {
+            self.windows.clear();
+            if let Err(e) = pipeline.finish(&mut self.windows) {
+                return Err(fail(out, e.into()).await);
+            }
+            let tagged = self.windows.drain(..).map(|w| (channel as u32, w));
+            self.prepared.extend(tagged);
         }
+        self.prepared
+            .sort_by_key(|(channel, w)| (w.index, *channel));
         let windows = self.prepared.drain(..);
         submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
         while !self.pending.is_empty() {
@@ -274,7 +323,7 @@ impl Session {
         }
         let summary = self
             .summary
-            .finish(&ctx.card.labels, self.pipeline.audio_ms(), end);
+            .finish(&ctx.card.labels, self.pipelines[0].audio_ms(), end);
         tracing::info!(windows = summary.windows, reason = %summary.end_reason, "stream ended");
         if out.send(message(Response::Summary(summary))).await.is_err() {
             return Err(Outcome::Cancelled);
@@ -290,19 +339,20 @@ impl Session {
 async fn submit(
     ctx: &SessionContext,
     pending: &mut VecDeque<Pending>,
-    windows: impl Iterator<Item = PreparedWindow>,
+    windows: impl Iterator<Item = (u32, PreparedWindow)>,
     arrivals: &mut ChunkArrivals,
 ) {
-    for mut window in windows {
+    for (channel, mut window) in windows {
         let arrived = arrivals.window_end(window.end_ms);
         match window.input.take() {
             Some(input) => {
                 let reply = ctx.batcher.submit(input).await;
-                pending.push_back(Pending::Waiting(window, arrived, reply));
+                pending.push_back(Pending::Waiting(window, arrived, channel, reply));
             }
             None => pending.push_back(Pending::Ready(
                 WindowResult::new(&ctx.card.labels, &window, None),
                 arrived,
+                channel,
             )),
         }
     }
@@ -312,16 +362,16 @@ async fn submit(
 async fn next_ready(
     pending: &mut VecDeque<Pending>,
     labels: &[String],
-) -> Option<Result<(WindowResult, Instant), String>> {
+) -> Option<Result<ReadyWindow, String>> {
     let result = match pending.front_mut()? {
         Pending::Ready(..) => None,
-        Pending::Waiting(_, _, reply) => Some(reply.await),
+        Pending::Waiting(_, _, _, reply) => Some(reply.await),
     };
     let front = pending.pop_front()?;
     Some(match (front, result) {
-        (Pending::Ready(w, at), _) => Ok((w, at)),
-        (Pending::Waiting(window, at, _), Some(Ok(Ok(p)))) => {
-            Ok((WindowResult::new(labels, &window, Some(p)), at))
+        (Pending::Ready(w, at, channel), _) => Ok((w, at, channel)),
+        (Pending::Waiting(window, at, channel, _), Some(Ok(Ok(p)))) => {
+            Ok((WindowResult::new(labels, &window, Some(p)), at, channel))
         }
         (Pending::Waiting(..), Some(Ok(Err(e)))) => Err(crate::error::chain(&e)),
         (Pending::Waiting(..), _) => Err("the model worker stopped".into()),
@@ -333,10 +383,10 @@ async fn send_window(
     ctx: &SessionContext,
     out: &Outbound,
     summary: &mut Summary,
-    ready: Result<(WindowResult, Instant), String>,
+    ready: Result<ReadyWindow, String>,
     stream: &Accepted,
 ) -> bool {
-    let (window, arrived) = match ready {
+    let (window, arrived, channel) = match ready {
         Ok(w) => w,
         Err(reason) => {
             let _ = out
@@ -347,7 +397,7 @@ async fn send_window(
             return false;
         }
     };
-    summary.add(window.probabilities.as_deref());
+    summary.add(channel, window.probabilities.as_deref());
     metrics::window(&window.emotion);
     if window.probabilities.is_none() && !stream.include_silence {
         return true;
@@ -359,6 +409,7 @@ async fn send_window(
         window_index: own.window_index + stream.first_window_index(),
         start_ms: own.start_ms + stream.resume_at_ms,
         end_ms: own.end_ms + stream.resume_at_ms,
+        channel,
         ..own
     };
     let sent = out

@@ -9,7 +9,27 @@ use crate::audio::pcm::MAX_CHANNELS;
 use crate::audio::resample::validate_rate;
 use crate::model::ModelCard;
 use crate::pipeline::WindowSpec;
-use crate::proto::{AudioEncoding, StreamConfig};
+use crate::proto::{AudioEncoding, ChannelMode, StreamConfig};
+
+/// Most channels analysed separately in one stream or recording: each costs what a stream
+/// costs, so a wider frame is mixed, or split over several streams.
+pub const MAX_SEPARATE_CHANNELS: usize = 8;
+
+/// Whether `channel_mode` asks for channels analysed separately, checked against `channels`.
+pub fn separate_channels(channel_mode: i32, channels: usize) -> Result<bool, Status> {
+    match ChannelMode::try_from(channel_mode) {
+        Ok(ChannelMode::Unspecified | ChannelMode::Mix) => Ok(false),
+        Ok(ChannelMode::Separate) if channels > MAX_SEPARATE_CHANNELS => {
+            Err(Status::invalid_argument(format!(
+                "CHANNEL_MODE_SEPARATE takes at most {MAX_SEPARATE_CHANNELS} channels, got {channels}: mix them, or split them over several streams"
+            )))
+        }
+        Ok(ChannelMode::Separate) => Ok(true),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "channel_mode {channel_mode} is not a known ChannelMode"
+        ))),
+    }
+}
 
 /// Validated stream configuration.
 pub struct Accepted {
@@ -21,6 +41,8 @@ pub struct Accepted {
     pub include_silence: bool,
     /// The call time of the first sample (`resume_at_ms`), a multiple of the hop.
     pub resume_at_ms: u64,
+    /// Each channel analysed on its own (`CHANNEL_MODE_SEPARATE`).
+    pub separate_channels: bool,
 }
 
 impl Accepted {
@@ -84,6 +106,8 @@ pub fn accept(
         )));
     }
     within_limits(rate, channels, limits)?;
+    let separate_channels = separate_channels(config.channel_mode, channels)
+        .map_err(|s| Status::invalid_argument(format!("config.{}", s.message())))?;
     let spec = WindowSpec::resolve(card, config.window_ms, config.hop_ms)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     if config.stream_id.len() > 256 {
@@ -120,6 +144,7 @@ pub fn accept(
         stream_id,
         include_silence: config.include_silence,
         resume_at_ms: config.resume_at_ms,
+        separate_channels,
     })
 }
 

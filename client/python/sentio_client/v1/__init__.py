@@ -1,0 +1,1 @@
+"""Stubs of the sentio.v1 API, generated from proto/sentio/v1/*.proto by generate.py."""
