@@ -140,3 +140,59 @@ async fn mutual_tls_admits_only_callers_with_a_signed_certificate() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Certificates rotate without a restart: replacing the files (as a Secret update does)
+/// serves new connections with the new certificate; a broken file keeps the previous one;
+/// a stream opened before the rotation goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificates_are_picked_up_and_broken_ones_ignored() {
+    let dir = std::env::temp_dir().join(format!("sentio-tls-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old_ca, old, _) = pki();
+    let (cert, key) = (
+        write(&dir, "server.pem", &old.cert),
+        write(&dir, "server.key", &old.key),
+    );
+    let server = TestServer::start(|c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    assert!(call(&server, Some(trusting(&old_ca))).await.is_ok());
+    // A stream open across the rotation.
+    let endpoint = Endpoint::from_shared(format!("https://{}", server.addr))
+        .unwrap()
+        .tls_config(trusting(&old_ca))
+        .unwrap();
+    let mut open = EmotionRecognizerClient::new(endpoint.connect().await.unwrap());
+
+    let (new_ca, new, _) = pki();
+    write(&dir, "server.key", &new.key);
+    write(&dir, "server.pem", &new.cert);
+    let mut rotated = false;
+    for _ in 0..100 {
+        if call(&server, Some(trusting(&new_ca))).await.is_ok() {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(rotated, "the new certificate was not served within 20 s");
+    assert!(call(&server, Some(trusting(&old_ca))).await.is_err());
+    let result = run_stream(
+        &mut open,
+        requests(
+            config(AudioEncoding::PcmS16le, 16_000),
+            &speech_bytes(),
+            3_200,
+        ),
+    )
+    .await;
+    assert!(result.status.is_none(), "{:?}", result.status);
+
+    // A half-written certificate: logged, and the last good one stays in force.
+    write(&dir, "server.pem", "-----BEGIN CERTIFICATE-----\ngarbage\n");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(call(&server, Some(trusting(&new_ca))).await.is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}

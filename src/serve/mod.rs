@@ -13,6 +13,7 @@ pub mod service;
 pub mod session;
 pub mod status;
 pub mod stream_config;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,23 +33,17 @@ use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
 use service::EmotionService;
 use session::SessionContext;
 
-/// TLS settings from the certificate, key and optional client CA files.
-fn tls_config(config: &ServeConfig) -> crate::Result<Option<tonic::transport::ServerTlsConfig>> {
+/// TLS from the certificate, key and optional client CA files, watched for changes.
+fn tls(config: &ServeConfig) -> crate::Result<Option<Arc<tls::ReloadingTls>>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|source| crate::Error::File {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
-    let mut tls = tonic::transport::ServerTlsConfig::new().identity(
-        tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
-    );
-    if let Some(ca) = &config.tls_client_ca {
-        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-    }
+    let tls = tls::ReloadingTls::load(tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    })?;
+    tls.watch();
     Ok(Some(tls))
 }
 
@@ -143,7 +138,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(recognizer)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+        .serve_with_incoming_shutdown(tls::incoming(grpc, tls(&config)?), async move {
             server_stop_signal.cancelled().await
         });
     let grace = async {
@@ -334,7 +329,7 @@ fn reflection_service() -> crate::Result<
         })
 }
 
-/// The transport: keepalive, connection age, TLS.
+/// The transport: keepalive, connection age (TLS is `tls::incoming`'s).
 fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Server> {
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
@@ -342,12 +337,6 @@ fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Serve
         builder = builder
             .max_connection_age(std::time::Duration::from_secs(age))
             .max_connection_age_grace(config.drain_timeout());
-    }
-    if let Some(tls) = tls_config(config)? {
-        builder = builder.tls_config(tls).map_err(|e| crate::Error::Server {
-            what: "TLS",
-            source: Box::new(e),
-        })?;
     }
     Ok(builder)
 }
