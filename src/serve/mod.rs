@@ -202,9 +202,9 @@ fn serve_metrics(listener: Option<TcpListener>, draining: CancellationToken) {
     };
     let ready = move || {
         let status = if draining.is_cancelled() {
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            (http::StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         } else {
-            (axum::http::StatusCode::OK, "ready\n")
+            (http::StatusCode::OK, "ready\n")
         };
         std::future::ready(status)
     };
