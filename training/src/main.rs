@@ -190,6 +190,7 @@ fn main() -> Result<()> {
         return evaluate_model(&args, dir, &clips, &fixed, &device, started);
     }
     let partitions: Vec<Partition> = match args.protocol {
+        Protocol::Refit => vec![protocol::refit(&fixed)],
         Protocol::Split => vec![fixed],
         Protocol::Folds => protocol::folds(&clips, args.folds, args.seed),
         Protocol::Loco => protocol::leave_one_corpus_out(&clips, &split),

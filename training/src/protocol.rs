@@ -36,6 +36,10 @@ pub enum Protocol {
     Folds,
     /// Leave one corpus out.
     Loco,
+    /// The fixed split with its validation speakers moved into training, trained for the
+    /// recipe's epochs and the last epoch kept: the final fit of a recipe (and epoch count)
+    /// already chosen on `split`'s validation speakers. Test speakers stay out.
+    Refit,
 }
 
 /// The fixed split.
@@ -52,6 +56,18 @@ pub fn fixed(clips: &[Clip], split: &SpeakerSplit) -> Partition {
         train: pick(Split::Train),
         val: pick(Split::Val),
         test: pick(Split::Test),
+    }
+}
+
+/// The fixed split with the validation speakers in training and no validation set.
+pub fn refit(fixed: &Partition) -> Partition {
+    let mut train = fixed.train.clone();
+    train.extend(fixed.val.iter().cloned());
+    Partition {
+        name: "fixed split, validation speakers refit into training".into(),
+        train,
+        val: Vec::new(),
+        test: fixed.test.clone(),
     }
 }
 
@@ -242,6 +258,17 @@ mod tests {
             assert!(p.train.iter().chain(&p.val).all(|c| c.dataset != held_out));
             assert!(!p.val.is_empty());
         }
+    }
+
+    #[test]
+    fn a_refit_trains_on_validation_speakers_and_never_on_test_speakers() {
+        let clips = clips();
+        let fixed = fixed(&clips, &SpeakerSplit::embedded());
+        let refit = refit(&fixed);
+        assert!(refit.val.is_empty());
+        assert_eq!(refit.train.len(), fixed.train.len() + fixed.val.len());
+        let test = speakers(&refit.test);
+        assert!(speakers(&refit.train).is_disjoint(&test));
     }
 
     #[test]

@@ -118,7 +118,11 @@ pub fn train_partition(
     )?;
     let train_minutes = train_started.elapsed().as_secs_f64() / 60.0;
     let best_val_uar = history.iter().map(|h| h.1).fold(0.0, f64::max);
-    card.metrics = serde_json::json!({ "validation_uar": best_val_uar });
+    card.metrics = if partition.val.is_empty() {
+        serde_json::json!({ "validation_uar": null, "note": "refit: validation speakers trained on" })
+    } else {
+        serde_json::json!({ "validation_uar": best_val_uar })
+    };
     card.training = serde_json::json!({
         "data": partition.train.iter().map(|c| c.dataset.name()).collect::<BTreeSet<_>>(),
         "partition": partition.name,

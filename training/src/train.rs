@@ -167,11 +167,16 @@ pub fn train(
             }
         }
         let input = card.architecture.spec().input();
-        let (uar, val_loss) = validate(run.net.as_ref(), input, device, val, val_labels)?;
+        // Without validation speakers (a refit), every epoch is "best": the last is kept.
+        let (uar, val_loss) = if val.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            validate(run.net.as_ref(), input, device, val, val_labels)?
+        };
         let mean_loss = epoch_loss / steps_per_epoch.max(1) as f64;
         history.push((mean_loss, uar));
         bar.suspend(|| eprintln!("{} epoch {:>3}: train loss {mean_loss:.4}  val loss {val_loss:.4}  val UAR {uar:.4}  lr {:.2e}", card.kind(), epoch + 1, optimizer.learning_rate()));
-        if best.as_ref().is_none_or(|(b, _)| uar > *b) {
+        if val.is_empty() || best.as_ref().is_none_or(|(b, _)| uar > *b) {
             best = Some((uar, snapshot(&varmap)?));
             // The best weights so far survive a killed run.
             if let Some(path) = checkpoint {
