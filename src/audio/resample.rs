@@ -327,6 +327,40 @@ mod tests {
         }
     }
 
+    /// Gain in dB of a tone at `hz` through `from -> to`, measured away from the edges.
+    fn gain_db(from: u32, to: u32, hz: f32) -> f32 {
+        let input = tone(from, hz, from as usize);
+        let out = StreamResampler::resample_all(from, to, &input).unwrap();
+        let mid = &out[out.len() / 4..3 * out.len() / 4];
+        let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+        20.0 * (rms / (0.5 / 2f32.sqrt())).log10()
+    }
+
+    /// The passband and stopband the resampler is documented with (measured: 8 -> 16 kHz is
+    /// flat to 0.85 x 4 kHz = 3.4 kHz, the whole telephone band, -2 dB at 3.6 kHz; 44.1 and
+    /// 48 -> 16 kHz are flat to 7.2 kHz, -2 dB at 7.6 kHz, and anything above 8.4 kHz, which
+    /// would alias, is at least 62 dB down).
+    #[test]
+    fn passband_is_flat_and_aliases_are_stopped() {
+        for (from, to, flat_to) in [
+            (8_000, 16_000, 0.85),
+            (44_100, 16_000, 0.9),
+            (48_000, 16_000, 0.9),
+        ] {
+            let nyquist = from.min(to) as f32 / 2.0;
+            for f in [100.0, 1_000.0, 3_000.0, flat_to * nyquist] {
+                let g = gain_db(from, to, f);
+                assert!(g.abs() < 0.05, "{from}->{to} {f} Hz: {g} dB");
+            }
+            if from > to {
+                for f in [1.05 * nyquist, 1.5 * nyquist] {
+                    let g = gain_db(from, to, f);
+                    assert!(g < -60.0, "{from}->{to} {f} Hz: {g} dB");
+                }
+            }
+        }
+    }
+
     #[test]
     fn input_for_output_inverts_output_for_input() {
         let r = StreamResampler::new(44_100, 16_000).unwrap();
