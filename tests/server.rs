@@ -203,55 +203,71 @@ fn a_window_alone_equals_the_same_window_in_a_batch_of_64() {
 }
 
 /// No hold-back: a window's prediction comes as soon as the chunk holding its last sample
-/// is in, whatever the resampler still buffers. At 8 kHz in 250 ms chunks the window ending
-/// at 2 s is complete with the 8th chunk, and its prediction must arrive with no 9th chunk
-/// sent (a resampler waiting for more input would hang here). `latency_us` counts from that
-/// chunk's arrival, so it is never more than the client's own send-to-receipt time.
+/// is in, whatever the resampler still buffers, for telephony frames, 100 and 250 ms chunks
+/// and single-sample chunks, at 8, 16, 44.1 and 48 kHz. Audio up to the first window's end
+/// (2 s) is sent, then nothing more while the stream stays open: a pipeline waiting for later
+/// audio would never answer. `latency_us` counts from that last chunk's arrival, so it is
+/// never more than the client's own send-to-receipt time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_is_predicted_from_the_chunk_with_its_last_sample() {
     let server = TestServer::start(|_| {}).await;
     let audio = sentio::audio::decode_path(&fixture("speech_long_16k.wav")).unwrap();
-    let narrowband =
-        sentio::audio::StreamResampler::resample_all(16_000, 8_000, &audio.samples).unwrap();
-    let bytes =
-        sentio::audio::pcm::encode(&narrowband[..8_000 * 2], sentio::audio::SampleFormat::S16Le);
     let mut client = server.client().await;
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tx.send(requests(config(AudioEncoding::PcmS16le, 8_000), &[], 1).remove(0))
-        .await
-        .unwrap();
-    let mut inbound = client
-        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last_sent = std::time::Instant::now();
-    for chunk in bytes.chunks(4_000) {
-        last_sent = std::time::Instant::now();
-        tx.send(requests(Default::default(), chunk, chunk.len()).remove(1))
+    for (rate, chunk_ms) in [
+        (8_000, 250),
+        (8_000, 20),
+        (16_000, 100),
+        (44_100, 20),
+        (48_000, 10),
+        (8_000, 0),
+        (44_100, 0),
+    ] {
+        let signal =
+            sentio::audio::StreamResampler::resample_all(16_000, rate, &audio.samples).unwrap();
+        let bytes = sentio::audio::pcm::encode(
+            &signal[..2 * rate as usize],
+            sentio::audio::SampleFormat::S16Le,
+        );
+        // 0 ms: one sample per chunk.
+        let chunk = (rate as usize * chunk_ms / 1000).max(1) * 2;
+        let what = format!("{rate} Hz in {chunk} byte chunks");
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let mut inbound = client
+            .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        tx.send(requests(config(AudioEncoding::PcmS16le, rate), &[], 1).remove(0))
             .await
             .unwrap();
-    }
-    // The stream stays open: nothing after the window's last sample is sent.
-    let first = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        loop {
-            if let Some(Response::Prediction(p)) =
-                inbound.message().await.unwrap().unwrap().response
-            {
-                break p;
-            }
+        let mut last_sent = std::time::Instant::now();
+        for piece in bytes.chunks(chunk) {
+            last_sent = std::time::Instant::now();
+            tx.send(requests(Default::default(), piece, piece.len()).remove(1))
+                .await
+                .unwrap();
         }
-    })
-    .await
-    .expect("the window ending with the last chunk was held back");
-    let client_us = last_sent.elapsed().as_micros() as u64;
-    assert_eq!((first.window_index, first.end_ms), (0, 2_000));
-    assert!(
-        first.latency_us <= client_us,
-        "server {} us > client {client_us} us",
-        first.latency_us
-    );
-    drop(tx);
+        // The stream stays open: nothing after the window's last sample is sent.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                if let Some(Response::Prediction(p)) =
+                    inbound.message().await.unwrap().unwrap().response
+                {
+                    break p;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the window ending with the last chunk was held back"));
+        let client_us = last_sent.elapsed().as_micros() as u64;
+        assert_eq!((first.window_index, first.end_ms), (0, 2_000), "{what}");
+        assert!(
+            first.latency_us <= client_us,
+            "{what}: server {} us > client {client_us} us",
+            first.latency_us
+        );
+        drop(tx);
+    }
 }
 
 /// GetModelInfo states the weights' licence and training data of whichever model is loaded:
