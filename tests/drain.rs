@@ -98,13 +98,16 @@ async fn health_is_serving_and_a_drain_lets_open_calls_finish() {
     }
     let refused = refused.expect("new streams are refused while draining");
     // The server's own refusal is UNAVAILABLE; after the GOAWAY, tonic's client refuses the
-    // stream itself and, depending on the race, reports UNAVAILABLE or CANCELLED
-    // ("connection closed" for new streams). Either way the stream was never served.
+    // stream itself and, depending on the race, reports UNAVAILABLE, CANCELLED ("connection
+    // closed" for new streams) or INTERNAL carrying the GOAWAY itself (seen in a fresh-clone
+    // CI run). Either way the stream was never served.
+    let after_goaway = refused.code() == tonic::Code::Internal
+        && format!("{refused:?}").contains("GoAway(b\"\", NO_ERROR, Remote)");
     assert!(
         matches!(
             refused.code(),
             tonic::Code::Unavailable | tonic::Code::Cancelled
-        ),
+        ) || after_goaway,
         "{refused:?}"
     );
 
