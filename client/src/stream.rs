@@ -255,13 +255,21 @@ async fn connection(
         Err(status)
             if matches!(
                 status.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown
-            ) =>
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) || transport_failed(&status) =>
         {
             Ok(Ended::Interrupted(status.message().to_string()))
         }
         Err(status) => Err(status.into()),
     }
+}
+
+/// Whether the connection failed under the stream (tonic reports a stream refused after a
+/// GOAWAY as INTERNAL carrying the transport error, depending on the race), as opposed to
+/// the server answering with an error.
+fn transport_failed(status: &tonic::Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
 }
 
 /// The config, then the log's audio from byte `from` as it arrives; half-closes at its end.
