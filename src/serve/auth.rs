@@ -115,26 +115,40 @@ fn log_reload(result: Result<usize>, why: &str) {
     }
 }
 
-/// Reloads the keys when the file changes and whenever the process receives SIGHUP.
-pub fn watch(keys: Arc<ApiKeys>) {
-    let polled = keys.clone();
+/// Every [`POLL_INTERVAL`], runs `reload_if_changed` (`None`: nothing changed) and hands each
+/// outcome to `log`; a failure repeated tick after tick (a Secret being replaced) is logged
+/// once, then at debug level as `unusable`. Shared by the API keys and TLS files.
+pub(crate) fn poll_changes<T: Send + 'static>(
+    reload_if_changed: impl Fn() -> Option<Result<T>> + Send + 'static,
+    log: impl Fn(Result<T>) + Send + 'static,
+    unusable: &'static str,
+) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(POLL_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
             ticks.tick().await;
-            match polled.reload_if_changed() {
+            match reload_if_changed() {
                 None => failing = false,
-                // A missing file is logged once, not every tick (a Secret being replaced).
-                Some(Err(e)) if failing => tracing::debug!(error = %e, "API keys file unreadable"),
+                Some(Err(e)) if failing => tracing::debug!(error = %e, "{unusable}"),
                 Some(result) => {
                     failing = result.is_err();
-                    log_reload(result, "file changed");
+                    log(result);
                 }
             }
         }
     });
+}
+
+/// Reloads the keys when the file changes and whenever the process receives SIGHUP.
+pub fn watch(keys: Arc<ApiKeys>) {
+    let polled = keys.clone();
+    poll_changes(
+        move || polled.reload_if_changed(),
+        |result| log_reload(result, "file changed"),
+        "API keys file unreadable",
+    );
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -20,8 +20,6 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::error::{Error, Result};
 
-/// How often the files are checked for changes.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,27 +115,16 @@ impl ReloadingTls {
     /// Polls the files in the background.
     pub fn watch(self: &Arc<Self>) {
         let tls = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(POLL_INTERVAL);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                ticks.tick().await;
-                match tls.reload_if_changed() {
-                    None => {}
-                    Some(Ok(())) => {
-                        failing = false;
-                        tracing::info!("TLS certificate, key and client CA reloaded");
-                    }
-                    // A half-written Secret is logged once, not every tick.
-                    Some(Err(e)) if failing => tracing::debug!(error = %e, "TLS files unusable"),
-                    Some(Err(e)) => {
-                        failing = true;
-                        tracing::error!(error = %e, "TLS files not reloaded; the previous ones stay in force");
-                    }
+        super::auth::poll_changes(
+            move || tls.reload_if_changed(),
+            |result| match result {
+                Ok(()) => tracing::info!("TLS certificate, key and client CA reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS files not reloaded; the previous ones stay in force")
                 }
-            }
-        });
+            },
+            "TLS files unusable",
+        );
     }
 }
 
