@@ -105,6 +105,11 @@ pub struct Recipe {
     /// weight ramps up from 0 over the run. Training only; the served model is unchanged.
     #[serde(default)]
     pub corpus_adversary: f32,
+    /// Keep the mean of the weights at the end of each of the last this-many epochs
+    /// instead of one epoch's (stochastic weight averaging, Izmailov et al. 2018); 0 keeps
+    /// the best (or, in a refit, the last) epoch. Batch-norm statistics are averaged too.
+    #[serde(default)]
+    pub average_last_epochs: usize,
 }
 
 impl Recipe {
@@ -150,6 +155,7 @@ impl Default for Recipe {
             pad_with_floor: false,
             cap_calm_weight: false,
             corpus_adversary: 0.0,
+            average_last_epochs: 0,
         }
     }
 }

@@ -103,6 +103,14 @@ pub struct ServeConfig {
     /// when it changes (checked every 2 s) and on SIGHUP.
     #[arg(long, env = "SENTIO_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
+    /// Address of the telephony media-stream WebSocket (Twilio Media Streams at `/twilio`);
+    /// off unless set. Each call's tracks become streams `<streamSid>:<track>` to watch.
+    #[arg(long, env = "SENTIO_MEDIA_WS_ADDR")]
+    pub media_ws_addr: Option<SocketAddr>,
+    /// NATS server (e.g. nats://nats:4222) through which replicas share their streams'
+    /// predictions, so `WatchStream` on any replica watches a stream on any other.
+    #[arg(long, env = "SENTIO_NATS_URL")]
+    pub nats_url: Option<String>,
     /// Log format.
     #[arg(long, env = "SENTIO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

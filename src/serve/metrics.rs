@@ -29,6 +29,8 @@ pub const INFERENCE: &str = "sentio_inference_seconds";
 pub const WINDOW_LATENCY: &str = "sentio_window_latency_seconds";
 pub const ERRORS: &str = "sentio_errors_total";
 pub const MODEL_PANICS: &str = "sentio_model_panics_total";
+pub const WATCH_DROPPED: &str = "sentio_watch_events_dropped_total";
+pub const MEDIA_STREAMS: &str = "sentio_media_streams_total";
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 pub fn install() -> PrometheusHandle {
@@ -100,6 +102,14 @@ fn describe() {
         ERRORS,
         "Requests and streams that ended in an error, by gRPC code."
     );
+    describe_counter!(
+        WATCH_DROPPED,
+        "Watch events not published to NATS because its queue was full."
+    );
+    describe_counter!(
+        MEDIA_STREAMS,
+        "Telephony media-stream WebSockets, by how they ended (close code)."
+    );
 }
 
 pub fn stream_opened() {
@@ -160,4 +170,12 @@ pub fn error(code: tonic::Code) {
 
 pub fn model_panic() {
     counter!(MODEL_PANICS).increment(1);
+}
+
+pub fn watch_event_dropped() {
+    counter!(WATCH_DROPPED).increment(1);
+}
+
+pub fn media_stream_closed(close_code: u16) {
+    counter!(MEDIA_STREAMS, "close_code" => close_code.to_string()).increment(1);
 }

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod batcher;
 mod classify_input;
 pub mod config;
+pub mod launch;
+pub mod media_ws;
 pub mod metrics;
 pub mod outcome;
 pub mod oversized;
@@ -14,6 +16,9 @@ pub mod session;
 pub mod status;
 pub mod stream_config;
 pub mod tls;
+pub mod twilio;
+pub mod watch;
+pub mod watch_nats;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,8 +35,10 @@ pub use config::{LogFormat, ServeConfig};
 
 use crate::model::{Model, ModelCard};
 use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
+use launch::StreamLauncher;
 use service::EmotionService;
 use session::SessionContext;
+use watch::WatchHub;
 
 /// TLS from the certificate, key and optional client CA files, watched for changes.
 fn tls(config: &ServeConfig) -> crate::Result<Option<Arc<tls::ReloadingTls>>> {
@@ -105,16 +112,29 @@ pub async fn serve(
         shutdown: stop.clone(),
     });
     let tracker = TaskTracker::new();
-    let service = EmotionService {
+    let watch = match &config.nats_url {
+        Some(url) => WatchHub::with_nats(watch_nats::NatsBus::connect(url).await?),
+        None => WatchHub::local(),
+    };
+    let launcher = Arc::new(StreamLauncher {
         ctx: ctx.clone(),
         streams: Arc::new(Semaphore::new(config.max_streams)),
         tracker: tracker.clone(),
         next_id: AtomicU64::new(1),
-        device,
-    };
+        watch: Arc::new(watch),
+    });
+    let keys = api_keys(&config)?;
+    if let Some(addr) = config.media_ws_addr {
+        let connector = media_ws::MediaConnector {
+            launcher: launcher.clone(),
+            keys: keys.clone(),
+        };
+        media_ws::serve(TcpListener::bind(addr).await?, Arc::new(connector));
+    }
+    let service = EmotionService { launcher, device };
     let (health_reporter, health_service) = serve_health(&config).await?;
     let reflection = reflection_service()?;
-    let recognizer = authenticated(service, &config)?;
+    let recognizer = authenticated(service, &config, keys)?;
     // Tonic's graceful shutdown (GOAWAY, no new connections) starts with the drain and lets
     // open streams run; `drained` fires once every session has ended.
     let (server_stop, drained) = (CancellationToken::new(), CancellationToken::new());
@@ -226,6 +246,7 @@ fn serve_metrics(listener: Option<TcpListener>, draining: CancellationToken) {
 fn authenticated(
     service: EmotionService,
     config: &ServeConfig,
+    keys: Option<Arc<auth::ApiKeys>>,
 ) -> crate::Result<
     tonic::service::interceptor::InterceptedService<
         EmotionRecognizerServer<EmotionService>,
@@ -238,14 +259,6 @@ fn authenticated(
     let recognizer = EmotionRecognizerServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let keys = match &config.api_keys_file {
-        Some(path) => {
-            let keys = auth::ApiKeys::load(path)?;
-            auth::watch(keys.clone());
-            Some(keys)
-        }
-        None => None,
-    };
     Ok(tonic::service::interceptor::InterceptedService::new(
         recognizer,
         move |request: tonic::Request<()>| {
@@ -255,6 +268,16 @@ fn authenticated(
             Ok(request)
         },
     ))
+}
+
+/// The API keys, watched for changes, when a keys file is configured.
+fn api_keys(config: &ServeConfig) -> crate::Result<Option<Arc<auth::ApiKeys>>> {
+    let Some(path) = &config.api_keys_file else {
+        return Ok(None);
+    };
+    let keys = auth::ApiKeys::load(path)?;
+    auth::watch(keys.clone());
+    Ok(Some(keys))
 }
 
 /// What a drain acts on.

@@ -1,82 +1,65 @@
 //! The gRPC service, kept thin: admission (stream limit, draining), then hand-off to a
 //! session task, the Classify pipeline, or the model card.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::task::TaskTracker;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::Instrument;
 
 use super::classify_input::{decode_request, per_channel_response};
-use super::metrics;
-use super::session::{self, SessionContext};
+use super::launch::{Responses, StreamLauncher};
 use super::status::counted;
 use super::stream_config::separate_channels;
+use super::watch::WatchEvent;
 use crate::audio::DecodedAudio;
 use crate::classify::{WindowResult, aggregate};
 use crate::pipeline::{PreparedWindow, hop_granularity_ms};
 use crate::proto::emotion_recognizer_server::EmotionRecognizer;
 use crate::proto::{
     AudioEncoding, ChannelMode, ClassifyRequest, ClassifyResponse, GetModelInfoRequest, ModelInfo,
-    StreamEmotionsRequest, StreamEmotionsResponse,
+    StreamEmotionsRequest, StreamEmotionsResponse, WatchStreamRequest,
 };
 use crate::report::classify_response;
 use candle_core::DeviceLocation;
 
 pub struct EmotionService {
-    pub ctx: Arc<SessionContext>,
-    pub streams: Arc<Semaphore>,
-    pub tracker: TaskTracker,
-    pub next_id: AtomicU64,
+    pub launcher: Arc<StreamLauncher>,
     pub device: DeviceLocation,
 }
 
 #[tonic::async_trait]
 impl EmotionRecognizer for EmotionService {
-    type StreamEmotionsStream = ReceiverStream<Result<StreamEmotionsResponse, Status>>;
+    type StreamEmotionsStream = Responses;
+    type WatchStreamStream =
+        Pin<Box<dyn Stream<Item = Result<StreamEmotionsResponse, Status>> + Send>>;
 
     async fn stream_emotions(
         &self,
         request: Request<Streaming<StreamEmotionsRequest>>,
     ) -> Result<Response<Self::StreamEmotionsStream>, Status> {
-        if self.ctx.draining.is_cancelled() {
-            // gRPC's retry pushback: a client retry policy may retry at once, elsewhere.
-            let mut status =
-                Status::unavailable("the server is draining; reconnect to another instance");
-            status
-                .metadata_mut()
-                .insert("grpc-retry-pushback-ms", "0".parse().expect("ascii"));
-            return Err(counted(status));
+        self.launcher.open(request.into_inner()).map(Response::new)
+    }
+
+    async fn watch_stream(
+        &self,
+        request: Request<WatchStreamRequest>,
+    ) -> Result<Response<Self::WatchStreamStream>, Status> {
+        let stream_id = request.into_inner().stream_id;
+        if stream_id.is_empty() || stream_id.len() > 256 {
+            return Err(counted(Status::invalid_argument(
+                "stream_id must be 1 to 256 bytes",
+            )));
         }
-        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
-            counted(Status::resource_exhausted(format!(
-                "the server is at its limit of {} concurrent streams",
-                self.ctx.config.max_streams
-            )))
-        })?;
-        let (tx, rx) = mpsc::channel(self.ctx.config.max_windows_in_flight.max(1) + 2);
-        let ctx = self.ctx.clone();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let inbound = request.into_inner();
-        metrics::stream_opened();
-        let span = tracing::info_span!(
-            "stream",
-            stream_id = tracing::field::Empty,
-            encoding = tracing::field::Empty,
-            rate = tracing::field::Empty
-        );
-        self.tracker.spawn(
-            async move {
-                let outcome = session::run(ctx, inbound, tx, id).await;
-                metrics::stream_closed(outcome);
-                drop(permit);
-            }
-            .instrument(span),
-        );
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let events = self.launcher.watch.subscribe(&stream_id).await?;
+        let responses = events.map(|event| match event? {
+            WatchEvent::Message(message) => Ok(message),
+            WatchEvent::Ended(code, message) => Err(Status::new(
+                code,
+                format!("the watched stream ended: {message}"),
+            )),
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn classify(
@@ -87,8 +70,8 @@ impl EmotionRecognizer for EmotionService {
         let separate = separate_channels(request.channel_mode, request.channels.max(1) as usize)
             .map_err(counted)?;
         let channels = self.decode_within_limits(request, separate).await?;
-        let card = self.ctx.card.clone();
-        let silence = self.ctx.config.silence_dbfs;
+        let card = self.launcher.ctx.card.clone();
+        let silence = self.launcher.ctx.config.silence_dbfs;
         let prepared = tokio::task::spawn_blocking(move || {
             channels
                 .iter()
@@ -101,7 +84,7 @@ impl EmotionRecognizer for EmotionService {
         // Every channel's windows go to the batcher together, then split back.
         let all: Vec<PreparedWindow> = prepared.iter().flat_map(|(w, _)| w.clone()).collect();
         let mut results = self.predict_windows(&all).await?.into_iter();
-        let labels = &self.ctx.card.labels;
+        let labels = &self.launcher.ctx.card.labels;
         let audio_ms = prepared.first().map_or(0, |(_, ms)| *ms);
         let per_channel: Vec<Vec<WindowResult>> = prepared
             .iter()
@@ -109,7 +92,7 @@ impl EmotionRecognizer for EmotionService {
             .collect();
         let mut response = classify_response(
             labels,
-            &self.ctx.card.id,
+            &self.launcher.ctx.card.id,
             &aggregate(labels, per_channel.concat(), audio_ms),
         );
         if separate {
@@ -122,7 +105,7 @@ impl EmotionRecognizer for EmotionService {
         &self,
         _request: Request<GetModelInfoRequest>,
     ) -> Result<Response<ModelInfo>, Status> {
-        let card = &self.ctx.card;
+        let card = &self.launcher.ctx.card;
         Ok(Response::new(ModelInfo {
             model_id: card.id.clone(),
             kind: card.kind(),
@@ -155,7 +138,7 @@ impl EmotionService {
         request: ClassifyRequest,
         separate: bool,
     ) -> Result<Vec<DecodedAudio>, Status> {
-        let config = &self.ctx.config;
+        let config = &self.launcher.ctx.config;
         if request.audio.len() > config.max_classify_bytes {
             return Err(counted(Status::resource_exhausted(format!(
                 "{} bytes of audio exceed the Classify limit of {} bytes; stream long recordings instead",
@@ -200,7 +183,7 @@ impl EmotionService {
         let mut replies = Vec::with_capacity(prepared.len());
         for window in prepared {
             let reply = match &window.input {
-                Some(input) => Some(self.ctx.batcher.submit(input.clone()).await),
+                Some(input) => Some(self.launcher.ctx.batcher.submit(input.clone()).await),
                 None => None,
             };
             replies.push(reply);
@@ -216,7 +199,7 @@ impl EmotionService {
                 None => None,
             };
             results.push(WindowResult::new(
-                &self.ctx.card.labels,
+                &self.launcher.ctx.card.labels,
                 window,
                 probabilities,
             ));

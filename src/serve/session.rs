@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::arrivals::ChunkArrivals;
 use super::batcher::{Batcher, Reply};
@@ -42,6 +43,15 @@ pub struct SessionContext {
 
 pub(crate) type Outbound = mpsc::Sender<Result<StreamEmotionsResponse, Status>>;
 
+/// A stream's requests: a gRPC call's, or the telephony connector's for one track.
+pub trait Inbound: Stream<Item = Result<StreamEmotionsRequest, Status>> + Unpin + Send {}
+impl<T: Stream<Item = Result<StreamEmotionsRequest, Status>> + Unpin + Send> Inbound for T {}
+
+/// The next request; `None` once the sender half-closed.
+async fn next_request(inbound: &mut impl Inbound) -> Result<Option<StreamEmotionsRequest>, Status> {
+    inbound.next().await.transpose()
+}
+
 /// A window waiting to be sent, in order, with its channel (0 unless channels are
 /// analysed separately).
 enum Pending {
@@ -63,7 +73,7 @@ fn message(response: Response) -> Result<StreamEmotionsResponse, Status> {
 /// ends it, then the tail and the summary.
 pub async fn run(
     ctx: Arc<SessionContext>,
-    mut inbound: Streaming<StreamEmotionsRequest>,
+    mut inbound: impl Inbound,
     out: Outbound,
     id: u64,
 ) -> Outcome {
@@ -82,12 +92,12 @@ pub async fn run(
 /// The first message, which must be the stream's config.
 async fn read_config(
     ctx: &SessionContext,
-    inbound: &mut Streaming<StreamEmotionsRequest>,
+    inbound: &mut impl Inbound,
     out: &Outbound,
     idle: Duration,
 ) -> Result<StreamConfig, Outcome> {
     let first = tokio::select! {
-        first = tokio::time::timeout(idle, inbound.message()) => first,
+        first = tokio::time::timeout(idle, next_request(inbound)) => first,
         _ = ctx.shutdown.cancelled() => return Err(Outcome::Cancelled),
     };
     let status = match first {
@@ -200,7 +210,7 @@ impl Session {
     async fn serve(
         &mut self,
         ctx: &SessionContext,
-        inbound: &mut Streaming<StreamEmotionsRequest>,
+        inbound: &mut impl Inbound,
         out: &Outbound,
         idle: Duration,
     ) -> Result<EndReason, Outcome> {
@@ -219,7 +229,7 @@ impl Session {
                         return Err(Outcome::Cancelled);
                     }
                 }
-                msg = tokio::time::timeout(idle, inbound.message()), if can_read => match msg {
+                msg = tokio::time::timeout(idle, next_request(inbound)), if can_read => match msg {
                     Err(_) => return Ok(EndReason::IdleTimeout(idle.as_secs())),
                     Ok(Err(status)) => return Err(inbound_failed(out, status).await),
                     Ok(Ok(None)) => return Ok(EndReason::Completed),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod process;
+pub(crate) mod twilio;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,6 +143,18 @@ pub(crate) struct StreamResult {
     pub predictions: Vec<WindowPrediction>,
     pub summary: Option<StreamSummary>,
     pub status: Option<tonic::Status>,
+}
+
+impl StreamResult {
+    /// Records one message of a stream (or of a watch).
+    pub(crate) fn add(&mut self, message: StreamEmotionsResponse) {
+        match message.response {
+            Some(Response::Started(_)) => self.started = true,
+            Some(Response::Prediction(p)) => self.predictions.push(p),
+            Some(Response::Summary(s)) => self.summary = Some(s),
+            None => {}
+        }
+    }
 }
 
 pub(crate) async fn run_stream(

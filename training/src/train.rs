@@ -146,6 +146,7 @@ pub fn train(
     let mut history = Vec::new();
     let mut plateau = (f64::INFINITY, 0usize);
     let mut step = 0usize;
+    let mut average = WeightAverage::default();
     for epoch in 0..recipe.epochs {
         let mut order = samples.clone();
         order.shuffle(&mut run.rng);
@@ -186,9 +187,17 @@ pub fn train(
         if recipe.schedule == Schedule::ReduceOnPlateau {
             reduce_on_plateau(&mut optimizer, &mut plateau, val_loss);
         }
+        if epoch + recipe.average_last_epochs >= recipe.epochs {
+            average.add(&snapshot(&varmap)?)?;
+        }
     }
     bar.finish_and_clear();
-    if let Some((_, tensors)) = best {
+    if let Some(tensors) = average.mean()? {
+        restore(&varmap, &tensors)?;
+        if let Some(path) = checkpoint {
+            varmap.save(path)?;
+        }
+    } else if let Some((_, tensors)) = best {
         restore(&varmap, &tensors)?;
     }
     Ok(Trained {
@@ -396,6 +405,39 @@ fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
         .iter()
         .map(|(k, v): (&String, &Var)| (k.clone(), v.as_tensor().copy().expect("copy")))
         .collect())
+}
+
+/// A running sum of weight snapshots (`Recipe::average_last_epochs`).
+#[derive(Default)]
+struct WeightAverage {
+    sum: HashMap<String, Tensor>,
+    count: usize,
+}
+
+impl WeightAverage {
+    fn add(&mut self, weights: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, tensor) in weights {
+            let total = match self.sum.remove(name) {
+                Some(total) => (total + tensor)?,
+                None => tensor.clone(),
+            };
+            self.sum.insert(name.clone(), total);
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn mean(&self) -> Result<Option<HashMap<String, Tensor>>> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        let scale = 1.0 / self.count as f64;
+        let mut mean = HashMap::new();
+        for (name, total) in &self.sum {
+            mean.insert(name.clone(), total.affine(scale, 0.0)?);
+        }
+        Ok(Some(mean))
+    }
 }
 
 fn restore(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> Result<()> {

@@ -51,7 +51,7 @@ fn synthetic(n: usize, frames: usize) -> (Vec<usize>, Vec<Vec<CachedClip>>) {
 }
 
 /// A tiny run on synthetic clips; returns its history (loss, validation UAR).
-fn tiny_run(corpus_adversary: f32, mixup_alpha: f32) -> Vec<(f64, f64)> {
+fn tiny_run(corpus_adversary: f32, mixup_alpha: f32, average_last_epochs: usize) -> Trained {
     let (labels, clips) = synthetic(64, 60);
     let train_set = TrainSet {
         labels: labels.clone(),
@@ -70,6 +70,7 @@ fn tiny_run(corpus_adversary: f32, mixup_alpha: f32) -> Vec<(f64, f64)> {
             mixup_alpha,
             spec_augment: false,
             corpus_adversary,
+            average_last_epochs,
             ..Recipe::default()
         },
     };
@@ -83,19 +84,30 @@ fn tiny_run(corpus_adversary: f32, mixup_alpha: f32) -> Vec<(f64, f64)> {
         None,
     )
     .unwrap()
-    .history
+}
+
+/// The mean of the last epochs' weights is what the run returns, and it classifies (the
+/// history scores single epochs; the returned network is scored here).
+#[test]
+fn a_tiny_run_keeping_the_mean_of_its_last_epochs_learns_the_classes() {
+    let trained = tiny_run(0.0, 0.0, 3);
+    let (labels, clips) = synthetic(64, 60);
+    let val: Vec<&CachedClip> = clips.iter().map(|v| &v[0]).collect();
+    let input = card().architecture.spec().input();
+    let (uar, _) = validate(trained.net.as_ref(), input, &Device::Cpu, &val, &labels).unwrap();
+    assert!(uar > 0.95, "{uar}");
 }
 
 #[test]
 fn a_tiny_run_overfits_synthetic_clips() {
-    let history = tiny_run(0.0, 0.0);
+    let history = tiny_run(0.0, 0.0, 0).history;
     assert!(history.last().unwrap().1 > 0.95, "{history:?}");
 }
 
 /// With the corpus adversary on (and mixup mixing its targets), the emotion is still learnt.
 #[test]
 fn a_tiny_run_with_the_corpus_adversary_still_learns_the_classes() {
-    let history = tiny_run(1.0, 0.3);
+    let history = tiny_run(1.0, 0.3, 0).history;
     assert!(history.last().unwrap().1 > 0.9, "{history:?}");
 }
 
@@ -157,4 +169,18 @@ fn saved_weights_load_back_to_identical_logits() {
         }
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+/// Weight averaging keeps the element-wise mean of the snapshots it was given.
+#[test]
+fn weight_average_is_the_mean_of_its_snapshots() {
+    let mut average = WeightAverage::default();
+    assert!(average.mean().unwrap().is_none());
+    for values in [[1.0f32, -2.0], [3.0, 4.0], [5.0, 7.0]] {
+        let snapshot =
+            HashMap::from([("w".to_string(), Tensor::new(&values, &Device::Cpu).unwrap())]);
+        average.add(&snapshot).unwrap();
+    }
+    let mean = average.mean().unwrap().unwrap();
+    assert_eq!(mean["w"].to_vec1::<f32>().unwrap(), [3.0, 3.0]);
 }
