@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI check of the Python client: installs client/python (the sentio-ser-client package, its
 # stubs generated from proto/ by the build) into a fresh venv, then runs tests/test_live.py
-# against the real server binary: streams, Classify, GetModelInfo, API keys, mutual TLS.
+# against the real server binary: streams, watches, Classify, GetModelInfo, API keys, mutual TLS.
 #   bash client/python/ci.sh            # server: $SENTIO_BIN, else target/release/sentio
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

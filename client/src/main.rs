@@ -1,8 +1,10 @@
 //! `sentio-client`: streams files or stdin to a Sentio server live, classifies files, shows
-//! the model, and load-tests.
+//! the model, load-tests, watches streams, and replays recordings as telephony media
+//! streams.
 
 mod bench;
 mod connect;
+mod media;
 mod stream;
 
 use std::path::PathBuf;
@@ -39,6 +41,10 @@ enum Command {
     Info,
     /// Load test: many concurrent real-time streams.
     Bench(bench::BenchArgs),
+    /// Watch a stream someone else sends (a call's track: `<streamSid>:<track>`).
+    Watch(media::WatchArgs),
+    /// Replay a recording as a Twilio Media Stream to the server's connector.
+    Twilio(media::TwilioArgs),
 }
 
 pub fn encoding_of(format: SampleFormat) -> AudioEncoding {
@@ -87,6 +93,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&cli.conn, args).await,
+        Command::Watch(args) => media::watch(&cli.conn, args).await,
+        Command::Twilio(args) => media::twilio(args).await,
     }
 }
 

@@ -383,7 +383,7 @@ async fn read_file(log: Arc<AudioLog>, bytes: Vec<u8>, chunk: usize, pace: Optio
     log.end();
 }
 
-fn print_response(response: Response, json: bool, separate_channels: bool) {
+pub(crate) fn print_response(response: Response, json: bool, separate_channels: bool) {
     let mut event = StreamEvent::from(&response);
     if let (StreamEvent::Prediction(window), Response::Prediction(p)) = (&mut event, &response) {
         window.channel = separate_channels.then_some(p.channel);

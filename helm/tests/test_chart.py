@@ -10,6 +10,8 @@
   drain, the locked-down securityContext, the headless Service, the config checksum, GPU, TLS,
   API-key and model-volume wiring, the built-in model chosen by licence and the licence the
   install notes state for it;
+- checks the Twilio media-stream port and the NATS wiring (an existing NATS, or the chart's
+  own) as `--set` lines turn them on, and the install notes' warning without NATS;
 - feeds bad values and expects the schema (or the chart's own checks) to refuse them;
 - keeps values.yaml, values.schema.json and README.md in step.
 
@@ -119,12 +121,30 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+COMPONENT = "app.kubernetes.io/component"
+
+
+def component(objects: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
+    """Objects of `kind` labelled with component `name` ("server", or "nats" for the chart's NATS)."""
+    return [o for o in find(objects, kind) if o["metadata"].get("labels", {}).get(COMPONENT) == name]
+
+
+def server_deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    found = component(objects, "Deployment", "server")
+    assert len(found) == 1, f"expected one server Deployment, found {len(found)}"
+    return found[0]
+
+
 def deployment_parts(objects: list[dict[str, Any]]) -> tuple[dict, dict, dict]:
-    dep = one(objects, "Deployment")
+    dep = server_deployment(objects)
     pod = dep["spec"]["template"]["spec"]
     containers = [c for c in pod["containers"] if c["name"] == "sentio"]
     assert len(containers) == 1, "no container named sentio"
     return dep, pod, containers[0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
 def parse_args(container: dict[str, Any]) -> dict[str, str]:
@@ -224,20 +244,23 @@ def check_common(objects: list[dict[str, Any]]) -> None:
     grace = pod["terminationGracePeriodSeconds"]
     assert grace > drain + pre_stop, f"grace {grace}s <= drain {drain}s + preStop {pre_stop}s"
 
-    # Security: non-root, read-only root filesystem, nothing to escalate with.
-    psc = pod["securityContext"]
-    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
-    assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", psc
-    assert pod.get("automountServiceAccountToken") is False
-    for container in pod["containers"] + pod.get("initContainers", []):
-        sc = container.get("securityContext", {})
-        name = container["name"]
-        assert sc.get("readOnlyRootFilesystem") is True, f"{name}: root filesystem writable"
-        assert sc.get("allowPrivilegeEscalation") is False, f"{name}: privilege escalation"
-        assert sc.get("privileged", False) is False, f"{name}: privileged"
-        assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: capabilities kept"
-        assert not sc.get("capabilities", {}).get("add"), f"{name}: capabilities added"
-        assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{name}: may run as root"
+    # Security: non-root, read-only root filesystem, nothing to escalate with; in every pod the
+    # chart runs (the server's, and the NATS server's with nats.deploy).
+    for any_dep in find(objects, "Deployment"):
+        any_pod = any_dep["spec"]["template"]["spec"]
+        psc = any_pod["securityContext"]
+        assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
+        assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", psc
+        assert any_pod.get("automountServiceAccountToken") is False
+        for container in any_pod["containers"] + any_pod.get("initContainers", []):
+            sc = container.get("securityContext", {})
+            name = container["name"]
+            assert sc.get("readOnlyRootFilesystem") is True, f"{name}: root filesystem writable"
+            assert sc.get("allowPrivilegeEscalation") is False, f"{name}: privilege escalation"
+            assert sc.get("privileged", False) is False, f"{name}: privileged"
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: capabilities kept"
+            assert not sc.get("capabilities", {}).get("add"), f"{name}: capabilities added"
+            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{name}: may run as root"
 
     # Every mount has a volume, and /tmp is writable despite the read-only root.
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -255,7 +278,21 @@ def check_common(objects: list[dict[str, Any]]) -> None:
     selector = dep["spec"]["selector"]["matchLabels"]
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items(), "the selector does not match the pod labels"
-    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    # Every Service selects the pods of a rendered Deployment and targets named ports they
+    # declare; the NATS server's pods are never behind the server's Services (nor its PDB).
+    for svc in find(objects, "Service"):
+        owners = [d for d in find(objects, "Deployment")
+                  if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(owners) == 1, f"Service {svc['metadata']['name']} selects {len(owners)} Deployments"
+        declared = {p["name"] for c in owners[0]["spec"]["template"]["spec"]["containers"]
+                    for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in declared, (
+                f"Service {svc['metadata']['name']} targets undeclared port {port['targetPort']}")
+    for pdb in find(objects, "PodDisruptionBudget"):
+        assert pdb["spec"]["selector"]["matchLabels"] == selector, "the PDB selects other pods"
+
+    services = {s["metadata"]["name"]: s for s in component(objects, "Service", "server")}
     headless = [s for s in services.values() if s["spec"].get("clusterIP") == "None"]
     assert len(headless) == 1, "no headless Service"
     main = [s for s in services.values() if s["spec"].get("clusterIP") != "None"]
@@ -322,6 +359,108 @@ def check_default(objects: list[dict[str, Any]], notes: str) -> None:
     assert kinds == ["Deployment", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"], kinds
     assert f"dns:///{RELEASE}-headless.{NAMESPACE}.svc.cluster.local:50051" in notes, notes
     check_builtin_licence_notes(notes, "default")
+    check_no_media_streams(objects)
+    check_no_nats(objects)
+    # Two replicas and no NATS: the notes say WatchStream sees one replica's streams only.
+    assert NO_NATS_WARNING in notes_text(notes), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Media streams (Twilio WebSocket) and NATS.
+
+MEDIA_PORT = "media-ws"
+NO_NATS_WARNING = "a WatchStream call only sees the streams of the replica it lands on"
+
+
+def check_no_media_streams(objects: list[dict[str, Any]]) -> None:
+    _, _, server = deployment_parts(objects)
+    assert "SENTIO_MEDIA_WS_ADDR" not in env_of(server), "media streams on by default"
+    assert MEDIA_PORT not in {p["name"] for p in server["ports"]}, "media-ws container port"
+    for svc in find(objects, "Service"):
+        assert MEDIA_PORT not in {p["name"] for p in svc["spec"]["ports"]}, svc["metadata"]["name"]
+
+
+def check_no_nats(objects: list[dict[str, Any]]) -> None:
+    _, _, server = deployment_parts(objects)
+    nats = [o for o in objects if o["metadata"].get("labels", {}).get(COMPONENT) == "nats"
+            or o["metadata"]["name"].endswith("-nats")]
+    assert not nats, f"NATS objects rendered: {[(o['kind'], o['metadata']['name']) for o in nats]}"
+    assert len(find(objects, "Deployment")) == 1, "a second Deployment"
+    assert "SENTIO_NATS_URL" not in env_of(server), "SENTIO_NATS_URL without nats.url/nats.deploy"
+
+
+def check_media_streams(objects: list[dict[str, Any]], port: int) -> None:
+    """SENTIO_MEDIA_WS_ADDR, the named container port and the main Service's port agree."""
+    _, _, server = deployment_parts(objects)
+    assert env_of(server).get("SENTIO_MEDIA_WS_ADDR") == f"0.0.0.0:{port}", env_of(server)
+    container_ports = {p["name"]: p for p in server["ports"]}
+    assert container_ports[MEDIA_PORT] == {"name": MEDIA_PORT, "containerPort": port, "protocol": "TCP"}
+    (main,) = [s for s in component(objects, "Service", "server") if s["spec"].get("clusterIP") != "None"]
+    (svc_port,) = [p for p in main["spec"]["ports"] if p["name"] == MEDIA_PORT]
+    assert (svc_port["port"], svc_port["targetPort"], svc_port["protocol"]) == (port, MEDIA_PORT, "TCP")
+    (headless,) = [s for s in component(objects, "Service", "server") if s["spec"].get("clusterIP") == "None"]
+    assert MEDIA_PORT not in {p["name"] for p in headless["spec"]["ports"]}, "headless exposes media-ws"
+
+
+def check_chart_nats(objects: list[dict[str, Any]], resources: dict[str, Any] | None = None) -> None:
+    """The chart's NATS: one non-root pod, a Service on 4222, and the server pointed at it."""
+    _, _, server = deployment_parts(objects)
+    name = f"{RELEASE}-nats"
+    (dep,) = component(objects, "Deployment", "nats")
+    (svc,) = component(objects, "Service", "nats")
+    assert dep["metadata"]["name"] == svc["metadata"]["name"] == name
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    (nats,) = pod["containers"]
+    assert nats["image"] == "nats:2.10-alpine", nats["image"]
+    ports = {p["name"]: p["containerPort"] for p in nats["ports"]}
+    assert ports["client"] == 4222, ports
+    assert f"--port={ports['client']}" in nats["args"], nats["args"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert nats[probe]["httpGet"] == {"path": "/healthz", "port": "monitor"}, nats[probe]
+    wanted = resources or {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    assert nats["resources"] == wanted, nats["resources"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert nats["securityContext"]["readOnlyRootFilesystem"] is True
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(4222, "client")]
+    server_labels = server_deployment(objects)["spec"]["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= server_labels.items(), "the NATS Service selects the server"
+    url = env_of(server).get("SENTIO_NATS_URL")
+    assert url == f"nats://{name}.{NAMESPACE}.svc:4222", url
+
+
+def check_media_streams_nats(objects: list[dict[str, Any]], notes: str) -> None:
+    check_media_streams(objects, 8090)
+    check_chart_nats(objects, {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
+    server_labels = server_deployment(objects)["spec"]["template"]["metadata"]["labels"]
+    nats_labels = one(component(objects, "Deployment", "nats"), "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+    # The server's NetworkPolicy admits the media port from the Ingress namespace only, and
+    # lets the server reach the chart's NATS and DNS; the NATS policy admits the server only.
+    (netpol,) = component(objects, "NetworkPolicy", "server")
+    rules = {r["ports"][0]["port"]: r for r in netpol["spec"]["ingress"]}
+    assert rules[MEDIA_PORT]["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx"}}}], rules[MEDIA_PORT]
+    assert "from" not in rules["grpc"], "grpcFrom is empty: any source"
+    egress = netpol["spec"]["egress"]
+    to_nats = [r for r in egress if r.get("to") and r["ports"] == [{"port": 4222, "protocol": "TCP"}]]
+    assert len(to_nats) == 1, egress
+    assert to_nats[0]["to"][0]["podSelector"]["matchLabels"].items() <= nats_labels.items(), to_nats
+    assert any({p["port"] for p in r["ports"]} == {53} and "to" not in r for r in egress), egress
+    (nats_policy,) = component(objects, "NetworkPolicy", "nats")
+    assert nats_policy["spec"]["podSelector"]["matchLabels"].items() <= nats_labels.items()
+    (rule,) = nats_policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "client", "protocol": "TCP"}], rule
+    assert rule["from"][0]["podSelector"]["matchLabels"].items() <= server_labels.items(), rule
+    assert nats_policy["spec"]["egress"] == []
+
+    text = notes_text(notes)
+    assert f"ws://{RELEASE}.{NAMESPACE}.svc.cluster.local:8090/twilio" in text, notes
+    assert "wss://" in text and "the chart creates none" in text, notes
+    assert '<Parameter name="apiKey"' in text, "the notes do not say where Twilio puts the API key"
+    assert f"through NATS at nats://{RELEASE}-nats.{NAMESPACE}.svc:4222" in text, notes
+    assert NO_NATS_WARNING not in text, "the NATS warning with NATS configured"
 
 
 def check_crema_d_model(objects: list[dict[str, Any]], notes: str) -> None:
@@ -471,7 +610,7 @@ def check_initcontainer_model(objects: list[dict[str, Any]], notes: str) -> None
 
 
 def pod_annotations(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    return server_deployment(objects)["spec"]["template"]["metadata"]["annotations"]
 
 
 SET_CHECKS: dict[str, Callable[[list[dict[str, Any]], str], None]] = {
@@ -481,6 +620,7 @@ SET_CHECKS: dict[str, Callable[[list[dict[str, Any]], str], None]] = {
     "autoscaling-monitoring": check_autoscaling_monitoring,
     "tls-apikeys-pvc": check_tls_apikeys_pvc,
     "initcontainer-model": check_initcontainer_model,
+    "media-streams-nats": check_media_streams_nats,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -570,6 +710,91 @@ def main() -> int:
 
     case("checksum/config changes with server flags only", checksum_rolls)
 
+    # Media streams and NATS, turned on with the `--set` lines of README.md (parsed by Helm's
+    # own --set parser). Each render also passes the Kubernetes schemas and the common checks.
+    def with_set(expression: str, check: Callable[[list[dict[str, Any]], str], None]) -> Callable[[], None]:
+        def run() -> None:
+            objects, notes = render(helm.parse_set_string(expression) if expression else {})
+            check_kubernetes_schemas(objects)
+            check_common(objects)
+            check(objects, notes)
+        return run
+
+    def default_has_neither(objects: list[dict[str, Any]], notes: str) -> None:
+        check_no_media_streams(objects)
+        check_no_nats(objects)
+        assert not find(objects, "NetworkPolicy")
+
+    def media_streams_on(objects: list[dict[str, Any]], notes: str) -> None:
+        check_media_streams(objects, 8081)
+        check_no_nats(objects)
+        assert "wss://" in notes_text(notes) and "/twilio" in notes, notes
+
+    def media_streams_port(objects: list[dict[str, Any]], notes: str) -> None:
+        check_media_streams(objects, 9000)
+
+    def media_streams_netpol(objects: list[dict[str, Any]], notes: str) -> None:
+        check_media_streams(objects, 8081)
+        (netpol,) = find(objects, "NetworkPolicy")
+        ports = [r["ports"][0]["port"] for r in netpol["spec"]["ingress"]]
+        assert ports == ["grpc", "metrics", MEDIA_PORT], ports
+        assert "from" not in netpol["spec"]["ingress"][2], "mediaStreamsFrom is empty: any source"
+
+    def netpol_without_media(objects: list[dict[str, Any]], notes: str) -> None:
+        (netpol,) = find(objects, "NetworkPolicy")
+        ports = [r["ports"][0]["port"] for r in netpol["spec"]["ingress"]]
+        assert ports == ["grpc", "metrics"], ports
+        assert netpol["spec"]["egress"] == [], "egress opened without NATS"
+
+    def nats_deployed(objects: list[dict[str, Any]], notes: str) -> None:
+        check_chart_nats(objects)
+        check_no_media_streams(objects)
+        assert not find(objects, "NetworkPolicy"), "a NATS NetworkPolicy without networkPolicy.enabled"
+        text = notes_text(notes)
+        assert f"through NATS at nats://{RELEASE}-nats.{NAMESPACE}.svc:4222" in text, notes
+        assert NO_NATS_WARNING not in text, notes
+
+    def nats_url(objects: list[dict[str, Any]], notes: str) -> None:
+        _, _, server = deployment_parts(objects)
+        assert env_of(server).get("SENTIO_NATS_URL") == "nats://nats.nats.svc:4222", env_of(server)
+        nats = [o for o in objects if o["metadata"].get("labels", {}).get(COMPONENT) == "nats"]
+        assert not nats and len(find(objects, "Deployment")) == 1, "NATS deployed with nats.url"
+        kinds = sorted(o["kind"] for o in objects)
+        assert kinds == ["Deployment", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"], kinds
+        text = notes_text(notes)
+        assert "through NATS at nats://nats.nats.svc:4222" in text and NO_NATS_WARNING not in text, notes
+
+    def nats_url_egress(objects: list[dict[str, Any]], notes: str) -> None:
+        (netpol,) = find(objects, "NetworkPolicy")
+        assert netpol["spec"]["egress"] == [], "an external NATS is the operator's extraEgress"
+
+    def no_warning(objects: list[dict[str, Any]], notes: str) -> None:
+        assert NO_NATS_WARNING not in notes_text(notes), notes
+
+    def warning(objects: list[dict[str, Any]], notes: str) -> None:
+        text = notes_text(notes)
+        assert NO_NATS_WARNING in text and "--set nats.deploy=true" in text, notes
+
+    set_cases = [
+        ("", default_has_neither, "default: no NATS objects, no media port"),
+        ("mediaStreams.enabled=true", media_streams_on,
+         "env SENTIO_MEDIA_WS_ADDR, container port and Service port media-ws"),
+        ("mediaStreams.enabled=true,mediaStreams.port=9000", media_streams_port, "media port 9000"),
+        ("mediaStreams.enabled=true,networkPolicy.enabled=true", media_streams_netpol,
+         "NetworkPolicy admits media-ws"),
+        ("networkPolicy.enabled=true,networkPolicy.restrictEgress=true", netpol_without_media,
+         "NetworkPolicy without media-ws or NATS egress"),
+        ("nats.deploy=true", nats_deployed, "NATS Deployment and Service, SENTIO_NATS_URL at it"),
+        ("nats.url=nats://nats.nats.svc:4222", nats_url, "SENTIO_NATS_URL, no NATS deployed"),
+        ("nats.url=nats://nats.nats.svc:4222,networkPolicy.enabled=true,networkPolicy.restrictEgress=true",
+         nats_url_egress, "external NATS leaves egress to extraEgress"),
+        ("replicaCount=1", no_warning, "no NATS warning with one replica"),
+        ("replicaCount=1,autoscaling.enabled=true", warning, "NATS warning with autoscaling"),
+        ("replicaCount=3", warning, "NATS warning with 3 replicas"),
+    ]
+    for expression, check, label in set_cases:
+        case(f"--set {expression or '(none)'}: {label}", with_set(expression, check))
+
     values_errors = (helm.HelmValuesError,)
     render_errors = (helm.HelmRenderError, helm.HelmValuesError)
     bad_values = [
@@ -584,6 +809,11 @@ def main() -> int:
         ("unknown built-in model", {"model": {"builtin": "transformer"}}, r"/model/builtin"),
         ("built-in model given with its prefix", {"model": {"builtin": "builtin:crema-d"}},
          r"/model/builtin"),
+        ("media port out of range", {"mediaStreams": {"enabled": True, "port": 0}}, r"/mediaStreams/port"),
+        ("NATS URL without a scheme", {"nats": {"url": "nats.nats.svc:4222"}}, r"/nats/url"),
+        ("several NATS URLs", {"nats": {"url": "nats://a:4222,nats://b:4222"}}, r"/nats/url"),
+        ("string nats.deploy", {"nats": {"deploy": "yes"}}, r"/nats/deploy"),
+        ("misspelled nats key", {"nats": {"urls": "nats://a:4222"}}, r"additional propert.*urls"),
     ]
     for label, values, pattern in bad_values:
         case(f"schema rejects {label}",
@@ -602,6 +832,10 @@ def main() -> int:
          {"model": {"builtin": "crema-d", "source": "pvc", "pvc": {"claimName": "models"}}},
          r"model.builtin=crema-d applies only"),
         ("clashing ports", {"ports": {"grpc": 9464}}, r"must all differ"),
+        ("a media port clashing with gRPC", {"mediaStreams": {"enabled": True, "port": 50051}},
+         r"mediaStreams.port must all differ"),
+        ("both nats.url and nats.deploy", {"nats": {"url": "nats://nats.nats.svc:4222", "deploy": True}},
+         r"nats.url \(nats://nats.nats.svc:4222\) and nats.deploy are both set"),
         ("autoscaling without a metric",
          {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}, r"needs a metric"),
     ]

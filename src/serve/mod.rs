@@ -9,6 +9,7 @@ pub mod config;
 pub mod launch;
 pub mod media_ws;
 pub mod metrics;
+mod ordered;
 pub mod outcome;
 pub mod oversized;
 pub mod service;

@@ -117,6 +117,32 @@ class Stream:
         self._call.cancel()
 
 
+class Watch(Stream):
+    """The watcher's side of a WatchStream call: what the sender of the stream `stream_id`
+    gets, from the moment the server subscribed the watch.
+
+    Iterating yields the stream's `WindowPrediction`s; `summary` is set once iteration is
+    over, after which the watch ends. `started` is set only if the stream started after the
+    watch did (a watch may begin before its stream and waits for it). A stream that ends
+    without a summary (its sender went away, or the server refused it) raises `SentioError`
+    with the sender's status, e.g. grpc.StatusCode.CANCELLED; so does a failed watch
+    (UNAUTHENTICATED, INVALID_ARGUMENT) or a watcher that fell behind (DATA_LOSS).
+    """
+
+    def __init__(self, call: Any, stream_id: str):
+        super().__init__(call, [])
+        self.stream_id = stream_id
+
+    def wait_subscribed(self) -> "Watch":
+        """Blocks until the server has subscribed the watch (its response headers arrived),
+        so that a stream started from now on is seen from its start; returns the watch.
+        Raises `SentioError` if the watch has already failed."""
+        self._call.initial_metadata()
+        if self._call.done() and self._call.code() != grpc.StatusCode.OK:
+            raise SentioError(self._call.code(), self._call.details() or "")
+        return self
+
+
 def _requests(config: pb.StreamConfig, chunks: Iterable[bytes], failure: List[BaseException]):
     yield pb.StreamEmotionsRequest(config=config)
     try:
@@ -205,6 +231,17 @@ class Client:
         rate, channels, chunks = wav_chunks(path, chunk_ms)
         kwargs.setdefault("stream_id", os.path.basename(os.fspath(path)))
         return self.stream(chunks, encoding="pcm_s16le", sample_rate_hz=rate, channels=channels, **kwargs)
+
+    def watch(self, stream_id: str, *, timeout: Optional[float] = None) -> Watch:
+        """Watches the stream `stream_id` someone else sends (the StreamConfig.stream_id of a
+        StreamEmotions call, or `<streamSid>:<track>` of a telephony media stream) and returns
+        a `Watch` of its predictions, `summary` set at its end. The watch sees the stream from
+        the moment the server subscribed it: call `wait_subscribed()` before starting a
+        stream that must be seen whole. `timeout` (seconds) is the watch's deadline; none by
+        default, as a watch may wait for its stream."""
+        call = self.stub.WatchStream(pb.WatchStreamRequest(stream_id=stream_id), metadata=self._metadata,
+                                     timeout=timeout)
+        return Watch(call, stream_id)
 
     def close(self) -> None:
         self.channel.close()

@@ -1,5 +1,5 @@
 """Runs the installed sentio_client (and its sentio-py command) against real `sentio serve`
-processes on loopback: streams, Classify, GetModelInfo, API keys and mutual TLS.
+processes on loopback: streams, watches, Classify, GetModelInfo, API keys and mutual TLS.
 
     SENTIO_BIN=target/release/sentio python client/python/tests/test_live.py
 
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -153,6 +154,84 @@ def test_stream_errors(client) -> None:
         raise AssertionError("an unknown encoding was accepted")
 
 
+def watch_in_thread(watch: sentio_client.Watch) -> dict:
+    """Subscribes `watch`, then consumes it on a thread: the result's "windows" (or "error")
+    is set once "done" is."""
+    try:
+        watch.wait_subscribed()
+    except SentioError as e:
+        if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+            raise AssertionError(f"{BIN} predates WatchStream: rebuild it (or set SENTIO_BIN)") from e
+        raise
+    result: dict = {"done": threading.Event()}
+
+    def consume() -> None:
+        try:
+            result["windows"] = list(watch)
+        except BaseException as e:  # noqa: BLE001 (handed to the test's thread)
+            result["error"] = e
+        finally:
+            result["done"].set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    return result
+
+
+def watch_result(result: dict) -> list:
+    assert result["done"].wait(DEADLINE), "the watch did not end after its stream"
+    if "error" in result:
+        raise result["error"]
+    return result["windows"]
+
+
+def test_watch(client, labels) -> None:
+    # A watch subscribed before its stream starts sees everything the sender gets.
+    watch = client.watch("py-watched", timeout=DEADLINE)
+    assert watch.stream_id == "py-watched" and watch.started is None and watch.summary is None
+    watched = watch_in_thread(watch)
+    stream = client.stream_wav(LONG, stream_id="py-watched", include_silence=True, timeout=DEADLINE)
+    sent = list(stream)
+    seen = watch_result(watched)
+    assert sent and stream.summary.reason == pb.END_REASON_COMPLETED, stream.summary
+    key = lambda w: (w.window_index, w.start_ms, w.end_ms, w.speech, w.emotion, round(w.confidence, 6))
+    assert [key(w) for w in seen] == [key(w) for w in sent], (seen[:2], sent[:2])
+    assert all(w.emotion in labels or not w.speech for w in seen)
+    assert watch.started is not None and watch.started.stream_id == "py-watched", watch.started
+    assert watch.started == stream.started, (watch.started, stream.started)
+    assert watch.summary == stream.summary, (watch.summary, stream.summary)
+
+    # A stream that ends without a summary (its sender cancels) ends the watch with CANCELLED.
+    watch = client.watch("py-watch-cancelled", timeout=DEADLINE)
+    watched = watch_in_thread(watch)
+    release = threading.Event()
+    rate, _, chunks = sentio_client.wav_chunks(LONG, 100)
+
+    def first_then_wait():
+        for i, chunk in enumerate(chunks):
+            if i == 30:  # 3 s: windows, but no end of the audio
+                release.wait(DEADLINE)
+                return
+            yield chunk
+
+    stream = client.stream(first_then_wait(), encoding="pcm_s16le", sample_rate_hz=rate,
+                           stream_id="py-watch-cancelled", timeout=DEADLINE)
+    try:
+        next(stream)  # started, and a window: the stream is open and watched
+        stream.cancel()
+    finally:
+        release.set()
+    try:
+        watch_result(watched)
+    except SentioError as e:
+        assert e.code() == grpc.StatusCode.CANCELLED, e
+        assert "ended" in e.details(), e
+    else:
+        raise AssertionError("a cancelled stream's watch ended OK")
+    assert watch.summary is None and watch.started is not None, watch.started
+
+    expect_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: client.watch("", timeout=DEADLINE).wait_subscribed())
+
+
 def test_classify(client, labels) -> None:
     by_path = client.classify_file(SHORT)
     assert by_path.emotion in labels and 0 < by_path.confidence <= 1, by_path
@@ -190,13 +269,17 @@ def test_api_keys(labels) -> None:
             e = expect_error(grpc.StatusCode.UNAUTHENTICATED, anonymous.model_info)
             assert "authorization" in e.details(), e
             expect_error(grpc.StatusCode.UNAUTHENTICATED, anonymous.stream_wav, SHORT)
+            expect_error(grpc.StatusCode.UNAUTHENTICATED, lambda: anonymous.watch("py-keyed").wait_subscribed())
         with sentio_client.connect(addr, api_key="wrong", timeout=DEADLINE) as wrong:
             expect_error(grpc.StatusCode.UNAUTHENTICATED, wrong.classify_file, SHORT)
         with sentio_client.connect(addr, api_key="secret-two", timeout=DEADLINE) as client:
             assert list(client.model_info().labels) == labels
             assert client.classify_file(SHORT).emotion in labels
-            stream = client.stream_wav(SHORT, timeout=DEADLINE)
-            assert list(stream) and stream.summary.reason == pb.END_REASON_COMPLETED
+            watched = watch_in_thread(client.watch("py-keyed", timeout=DEADLINE))
+            stream = client.stream_wav(SHORT, stream_id="py-keyed", timeout=DEADLINE)
+            sent = list(stream)
+            assert sent and stream.summary.reason == pb.END_REASON_COMPLETED
+            assert [w.window_index for w in watch_result(watched)] == [w.window_index for w in sent]
 
 
 def openssl(*args: str) -> None:
@@ -243,9 +326,10 @@ def main() -> None:
         labels = test_model_info(client)
         test_stream(client, labels)
         test_stream_errors(client)
+        test_watch(client, labels)
         test_classify(client, labels)
         test_cli(addr, labels)
-    print("ok: model info, streams, Classify, errors, sentio-py")
+    print("ok: model info, streams, watches, Classify, errors, sentio-py")
     test_api_keys(labels)
     print("ok: API keys")
     if shutil.which("openssl"):

@@ -53,6 +53,50 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+The chart's own NATS server (nats.deploy): its Deployment and Service are "<fullname>-nats",
+and its pods carry component "nats", so the server's selectors never pick them up.
+*/}}
+{{- define "sentio.natsName" -}}
+{{- printf "%s-nats" (include "sentio.fullname" .) }}
+{{- end }}
+
+{{- define "sentio.natsSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sentio.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: nats
+{{- end }}
+
+{{- define "sentio.natsLabels" -}}
+helm.sh/chart: {{ include "sentio.chart" . }}
+{{ include "sentio.natsSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.nats.image.tag | quote }}
+app.kubernetes.io/part-of: sentio
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The NATS URL the server gets as SENTIO_NATS_URL: nats.url, or the chart's own NATS Service
+with nats.deploy; empty without NATS (WatchStream then sees the local replica's streams only).
+*/}}
+{{- define "sentio.natsUrl" -}}
+{{- if .Values.nats.deploy }}
+{{- printf "nats://%s.%s.svc:%d" (include "sentio.natsName" .) .Release.Namespace (int64 .Values.nats.port) }}
+{{- else }}
+{{- .Values.nats.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+True ("true") when more than one replica may serve calls, so that a WatchStream call can land
+on a replica other than the one serving the stream it watches.
+*/}}
+{{- define "sentio.multiReplica" -}}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int64 .Values.autoscaling.maxReplicas) 1 }}true{{ end }}
+{{- else if gt (int64 .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/*
 The server image: the CUDA tag on GPU pods; a digest, when given, pins it.
 */}}
 {{- define "sentio.image" -}}
@@ -176,8 +220,17 @@ message that says what to change.
 {{- if .Values.tls.enabled }}
 {{- $ports = append $ports (int64 .Values.probes.tlsHealthPort) }}
 {{- end }}
+{{- if .Values.mediaStreams.enabled }}
+{{- $ports = append $ports (int64 .Values.mediaStreams.port) }}
+{{- end }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
-{{- fail "ports.grpc, ports.metrics and (with TLS) probes.tlsHealthPort must all differ" }}
+{{- fail "ports.grpc, ports.metrics, (with TLS) probes.tlsHealthPort and (with mediaStreams.enabled) mediaStreams.port must all differ" }}
+{{- end }}
+{{- if and .Values.nats.deploy .Values.nats.url }}
+{{- fail (printf "nats.url (%s) and nats.deploy are both set: set nats.url to use an existing NATS server, or nats.deploy=true (and nats.url empty) to have the chart deploy one" .Values.nats.url) }}
+{{- end }}
+{{- if and .Values.nats.deploy (eq (int64 .Values.nats.port) (int64 .Values.nats.monitorPort)) }}
+{{- fail "nats.port and nats.monitorPort must differ" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName: an existing kubernetes.io/tls Secret" }}
