@@ -143,6 +143,12 @@ pub fn build_info(model_id: &str) {
         .set(1.0);
 }
 
+/// A model no longer given to new streams (`build_info` is 1 for the current one only).
+pub fn build_info_retired(model_id: &str) {
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "model_id" => model_id.to_string())
+        .set(0.0);
+}
+
 pub fn window(emotion: &str) {
     counter!(WINDOWS, "emotion" => emotion.to_string()).increment(1);
 }

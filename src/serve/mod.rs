@@ -9,6 +9,7 @@ pub mod config;
 pub mod launch;
 pub mod media_ws;
 pub mod metrics;
+pub mod model_swap;
 mod ordered;
 pub mod outcome;
 pub mod oversized;
@@ -34,9 +35,10 @@ use tokio_util::task::TaskTracker;
 pub use batcher::{Batcher, BatcherConfig, Inference};
 pub use config::{LogFormat, ServeConfig};
 
-use crate::model::{Model, ModelCard};
+use crate::model::{Model, ModelCard, ModelSource};
 use crate::proto::emotion_recognizer_server::EmotionRecognizerServer;
 use launch::StreamLauncher;
+use model_swap::Models;
 use service::EmotionService;
 use session::SessionContext;
 use watch::WatchHub;
@@ -91,23 +93,19 @@ pub async fn serve(
     engine: impl Into<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
-    let Engine {
-        card,
-        device,
-        inference,
-    } = engine.into();
     let batcher_config = BatcherConfig {
         max_batch_size: config.max_batch_size.max(1),
         max_batch_delay: config.max_batch_delay(),
         queue_capacity: config.queue_capacity.max(1),
     };
-    let (batcher, worker) = Batcher::start(inference, batcher_config);
     let (draining, stop) = (CancellationToken::new(), CancellationToken::new());
     serve_metrics(metrics_listener, draining.clone());
-    metrics::build_info(&card.id);
+    let models = Arc::new(Models::start(engine.into(), batcher_config));
+    if let ModelSource::Dir(dir) = &config.model {
+        models.watch_dir(dir.clone(), crate::model::parse_device(&config.device)?);
+    }
     let ctx = Arc::new(SessionContext {
-        card,
-        batcher,
+        models: models.clone(),
         config: config.clone(),
         draining: draining.clone(),
         shutdown: stop.clone(),
@@ -132,7 +130,7 @@ pub async fn serve(
         };
         media_ws::serve(TcpListener::bind(addr).await?, Arc::new(connector));
     }
-    let service = EmotionService { launcher, device };
+    let service = EmotionService { launcher };
     let (health_reporter, health_service) = serve_health(&config).await?;
     let reflection = reflection_service()?;
     let recognizer = authenticated(service, &config, keys)?;
@@ -174,8 +172,14 @@ pub async fn serve(
         _ = grace => tracing::info!("closing remaining connections"),
     }
     drain.abort();
-    drop(ctx);
-    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    // Whatever still holds a session context (a media WebSocket that never started a call)
+    // lets go; the model threads end once nothing holds their models.
+    stop.cancel();
+    let workers = models.take_workers();
+    drop((ctx, models));
+    let joined =
+        tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join())));
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, joined).await;
     tracing::info!("stopped");
     Ok(())
 }

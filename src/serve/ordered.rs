@@ -10,8 +10,9 @@ use tonic::Status;
 use super::arrivals::ChunkArrivals;
 use super::batcher::Reply;
 use super::metrics;
+use super::model_swap::ServingModel;
 use super::outcome::Summary;
-use super::session::{Outbound, SessionContext, message};
+use super::session::{Outbound, message};
 use super::status::counted;
 use super::stream_config::Accepted;
 use crate::classify::WindowResult;
@@ -30,7 +31,7 @@ pub(crate) enum Pending {
 type ReadyWindow = (WindowResult, Instant, u32);
 
 pub(crate) async fn submit(
-    ctx: &SessionContext,
+    model: &ServingModel,
     pending: &mut VecDeque<Pending>,
     windows: impl Iterator<Item = (u32, PreparedWindow)>,
     arrivals: &mut ChunkArrivals,
@@ -39,11 +40,11 @@ pub(crate) async fn submit(
         let arrived = arrivals.window_end(window.end_ms);
         match window.input.take() {
             Some(input) => {
-                let reply = ctx.batcher.submit(input).await;
+                let reply = model.batcher.submit(input).await;
                 pending.push_back(Pending::Waiting(window, arrived, channel, reply));
             }
             None => pending.push_back(Pending::Ready(
-                WindowResult::new(&ctx.card.labels, &window, None),
+                WindowResult::new(&model.card.labels, &window, None),
                 arrived,
                 channel,
             )),
@@ -73,7 +74,7 @@ pub(crate) async fn next_ready(
 
 /// Sends one window; false when the stream cannot go on (client gone, inference failed).
 pub(crate) async fn send_window(
-    ctx: &SessionContext,
+    model: &ServingModel,
     out: &Outbound,
     summary: &mut Summary,
     ready: Result<ReadyWindow, String>,
@@ -95,7 +96,7 @@ pub(crate) async fn send_window(
     if window.probabilities.is_none() && !stream.include_silence {
         return true;
     }
-    let own = window_prediction(&ctx.card.labels, &window);
+    let own = window_prediction(&model.card.labels, &window);
     // On the call's timeline: a resumed stream continues the indices and times.
     let prediction = WindowPrediction {
         latency_us: arrived.elapsed().as_micros() as u64,

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::classify_input::{decode_request, per_channel_response};
 use super::launch::{Responses, StreamLauncher};
+use super::model_swap::ServingModel;
 use super::status::counted;
 use super::stream_config::separate_channels;
 use super::watch::WatchEvent;
@@ -25,7 +26,6 @@ use candle_core::DeviceLocation;
 
 pub struct EmotionService {
     pub launcher: Arc<StreamLauncher>,
-    pub device: DeviceLocation,
 }
 
 #[tonic::async_trait]
@@ -70,7 +70,9 @@ impl EmotionRecognizer for EmotionService {
         let separate = separate_channels(request.channel_mode, request.channels.max(1) as usize)
             .map_err(counted)?;
         let channels = self.decode_within_limits(request, separate).await?;
-        let card = self.launcher.ctx.card.clone();
+        // The whole call runs on the model current when it began.
+        let model = self.launcher.ctx.models.current();
+        let card = model.card.clone();
         let silence = self.launcher.ctx.config.silence_dbfs;
         let prepared = tokio::task::spawn_blocking(move || {
             channels
@@ -83,8 +85,8 @@ impl EmotionRecognizer for EmotionService {
         .map_err(|e| counted(e.into()))?;
         // Every channel's windows go to the batcher together, then split back.
         let all: Vec<PreparedWindow> = prepared.iter().flat_map(|(w, _)| w.clone()).collect();
-        let mut results = self.predict_windows(&all).await?.into_iter();
-        let labels = &self.launcher.ctx.card.labels;
+        let mut results = self.predict_windows(&model, &all).await?.into_iter();
+        let labels = &model.card.labels;
         let audio_ms = prepared.first().map_or(0, |(_, ms)| *ms);
         let per_channel: Vec<Vec<WindowResult>> = prepared
             .iter()
@@ -92,7 +94,7 @@ impl EmotionRecognizer for EmotionService {
             .collect();
         let mut response = classify_response(
             labels,
-            &self.launcher.ctx.card.id,
+            &model.card.id,
             &aggregate(labels, per_channel.concat(), audio_ms),
         );
         if separate {
@@ -105,7 +107,8 @@ impl EmotionRecognizer for EmotionService {
         &self,
         _request: Request<GetModelInfoRequest>,
     ) -> Result<Response<ModelInfo>, Status> {
-        let card = &self.launcher.ctx.card;
+        let model = self.launcher.ctx.models.current();
+        let (card, device) = (&model.card, model.device);
         Ok(Response::new(ModelInfo {
             model_id: card.id.clone(),
             kind: card.kind(),
@@ -118,9 +121,9 @@ impl EmotionRecognizer for EmotionService {
             hop_granularity_ms: hop_granularity_ms(card),
             version: env!("CARGO_PKG_VERSION").to_string(),
             metrics_json: card.metrics.to_string(),
-            device: crate::model::device_name(self.device),
-            device_type: device_type(self.device) as i32,
-            device_ordinal: match self.device {
+            device: crate::model::device_name(device),
+            device_type: device_type(device) as i32,
+            device_ordinal: match device {
                 DeviceLocation::Cpu => 0,
                 DeviceLocation::Cuda { gpu_id } | DeviceLocation::Metal { gpu_id } => gpu_id as u32,
             },
@@ -178,12 +181,13 @@ impl EmotionService {
     /// with each other and with open streams); silent windows get no probabilities.
     async fn predict_windows(
         &self,
+        model: &ServingModel,
         prepared: &[PreparedWindow],
     ) -> Result<Vec<WindowResult>, Status> {
         let mut replies = Vec::with_capacity(prepared.len());
         for window in prepared {
             let reply = match &window.input {
-                Some(input) => Some(self.launcher.ctx.batcher.submit(input.clone()).await),
+                Some(input) => Some(model.batcher.submit(input.clone()).await),
                 None => None,
             };
             replies.push(reply);
@@ -198,11 +202,7 @@ impl EmotionService {
                 ),
                 None => None,
             };
-            results.push(WindowResult::new(
-                &self.launcher.ctx.card.labels,
-                window,
-                probabilities,
-            ));
+            results.push(WindowResult::new(&model.card.labels, window, probabilities));
         }
         Ok(results)
     }

@@ -13,15 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::arrivals::ChunkArrivals;
-use super::batcher::Batcher;
 use super::config::ServeConfig;
 use super::metrics;
+use super::model_swap::{Models, ServingModel};
 use super::ordered::{Pending, next_ready, send_window, submit};
 use super::outcome::{EndReason, Outcome, Summary};
 use super::status::{fail, inbound_failed};
 use super::stream_config::{Accepted, accept, check_chunk};
 use crate::audio::PcmDecoder;
-use crate::model::ModelCard;
 use crate::pipeline::{PreparedWindow, WindowPipeline};
 use crate::proto::{
     StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted,
@@ -30,8 +29,8 @@ use crate::proto::{
 
 /// What every session shares.
 pub struct SessionContext {
-    pub card: ModelCard,
-    pub batcher: Batcher,
+    /// The model new streams get (each keeps the one it started with).
+    pub models: Arc<Models>,
     pub config: ServeConfig,
     /// Cancelled on SIGTERM: new streams are refused, open ones go on being served.
     pub draining: CancellationToken,
@@ -71,7 +70,7 @@ pub async fn run(
         let config = read_config(&ctx, &mut inbound, &out, idle).await?;
         let mut stream = Session::start(&ctx, config, id, &out).await?;
         let end = stream.serve(&ctx, &mut inbound, &out, idle).await?;
-        stream.finish(&ctx, &out, end).await
+        stream.finish(&out, end).await
     };
     match result.await {
         Ok(outcome) | Err(outcome) => outcome,
@@ -105,6 +104,8 @@ async fn read_config(
 
 /// An accepted stream's state.
 struct Session {
+    /// The model this stream started on, kept to its end.
+    model: Arc<ServingModel>,
     accepted: Accepted,
     decoder: PcmDecoder,
     /// One pipeline, or one per channel when channels are analysed separately.
@@ -129,7 +130,9 @@ impl Session {
         id: u64,
         out: &Outbound,
     ) -> Result<Self, Outcome> {
-        let accepted = match accept(&config, &ctx.card, &ctx.config, id) {
+        let model = ctx.models.current();
+        let card = &model.card;
+        let accepted = match accept(&config, card, &ctx.config, id) {
             Ok(a) => a,
             Err(status) => return Err(fail(out, status).await),
         };
@@ -149,7 +152,7 @@ impl Session {
         .and_then(|d| {
             let silence = ctx.config.silence_dbfs;
             let pipelines = (0..if separate { accepted.channels } else { 1 })
-                .map(|_| WindowPipeline::new(&ctx.card, accepted.rate, accepted.spec, silence))
+                .map(|_| WindowPipeline::new(card, accepted.rate, accepted.spec, silence))
                 .collect::<crate::Result<Vec<_>>>()?;
             Ok((d, pipelines))
         });
@@ -166,9 +169,9 @@ impl Session {
         };
         let started = StreamStarted {
             stream_id: accepted.stream_id.clone(),
-            model_id: ctx.card.id.clone(),
+            model_id: card.id.clone(),
             config: Some(effective),
-            model_sample_rate_hz: ctx.card.features.sr,
+            model_sample_rate_hz: card.features.sr,
         };
         if out.send(message(Response::Started(started))).await.is_err() {
             return Err(Outcome::Cancelled);
@@ -176,8 +179,9 @@ impl Session {
         tracing::info!("stream started");
         let arrivals = ChunkArrivals::new(accepted.rate);
         Ok(Self {
+            model: model.clone(),
             summary: Summary::new(
-                ctx.card.labels.len(),
+                card.labels.len(),
                 if separate { accepted.channels } else { 0 },
             ),
             accepted,
@@ -212,9 +216,9 @@ impl Session {
                 biased;
                 _ = ctx.shutdown.cancelled() => return Ok(EndReason::Shutdown),
                 _ = tokio::time::sleep_until(deadline) => return Ok(EndReason::MaxDuration(max_s)),
-                ready = next_ready(&mut self.pending, &ctx.card.labels), if !self.pending.is_empty() => {
+                ready = next_ready(&mut self.pending, &self.model.card.labels), if !self.pending.is_empty() => {
                     let Some(window) = ready else { continue };
-                    if !send_window(ctx, out, &mut self.summary, window, &self.accepted).await {
+                    if !send_window(&self.model, out, &mut self.summary, window, &self.accepted).await {
                         return Err(Outcome::Cancelled);
                     }
                 }
@@ -259,7 +263,7 @@ impl Session {
         metrics::audio_received_us(self.samples_received * 1_000_000 / rate - before_us);
         self.arrivals.record(self.samples_received, arrived);
         let windows = self.prepared.drain(..);
-        submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
+        submit(&self.model, &mut self.pending, windows, &mut self.arrivals).await;
         Ok(())
     }
 
@@ -287,12 +291,7 @@ impl Session {
     }
 
     /// The end: flush the tail, let every window in flight finish, then summarize.
-    async fn finish(
-        mut self,
-        ctx: &SessionContext,
-        out: &Outbound,
-        end: EndReason,
-    ) -> Result<Outcome, Outcome> {
+    async fn finish(mut self, out: &Outbound, end: EndReason) -> Result<Outcome, Outcome> {
         if end == EndReason::Completed && self.decoder.pending_bytes() != 0 {
             let status = Status::invalid_argument(format!(
                 "the stream ended with {} bytes of an incomplete sample frame",
@@ -312,17 +311,17 @@ impl Session {
         self.prepared
             .sort_by_key(|(channel, w)| (w.index, *channel));
         let windows = self.prepared.drain(..);
-        submit(ctx, &mut self.pending, windows, &mut self.arrivals).await;
+        submit(&self.model, &mut self.pending, windows, &mut self.arrivals).await;
         while !self.pending.is_empty() {
-            if let Some(window) = next_ready(&mut self.pending, &ctx.card.labels).await
-                && !send_window(ctx, out, &mut self.summary, window, &self.accepted).await
+            if let Some(window) = next_ready(&mut self.pending, &self.model.card.labels).await
+                && !send_window(&self.model, out, &mut self.summary, window, &self.accepted).await
             {
                 return Err(Outcome::Cancelled);
             }
         }
-        let summary = self
-            .summary
-            .finish(&ctx.card.labels, self.pipelines[0].audio_ms(), end);
+        let summary =
+            self.summary
+                .finish(&self.model.card.labels, self.pipelines[0].audio_ms(), end);
         tracing::info!(windows = summary.windows, reason = %summary.end_reason, "stream ended");
         if out.send(message(Response::Summary(summary))).await.is_err() {
             return Err(Outcome::Cancelled);
