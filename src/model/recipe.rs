@@ -110,6 +110,12 @@ pub struct Recipe {
     /// the best (or, in a refit, the last) epoch. Batch-norm statistics are averaged too.
     #[serde(default)]
     pub average_last_epochs: usize,
+    /// Draw each epoch's clips with probability proportional to (clips of their corpus)^-this:
+    /// 0 draws every clip once (CREMA-D is 60% of the data, so "sounds like CREMA-D" is a
+    /// cheap feature), 1 gives every corpus the same share, 0.5 shares in proportion to the
+    /// square root of each corpus' size.
+    #[serde(default)]
+    pub corpus_balance: f64,
 }
 
 impl Recipe {
@@ -156,6 +162,7 @@ impl Default for Recipe {
             cap_calm_weight: false,
             corpus_adversary: 0.0,
             average_last_epochs: 0,
+            corpus_balance: 0.0,
         }
     }
 }

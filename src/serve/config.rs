@@ -49,6 +49,14 @@ pub struct ServeConfig {
     /// Concurrent streams; one more gets RESOURCE_EXHAUSTED.
     #[arg(long, env = "SENTIO_MAX_STREAMS", default_value_t = 2000)]
     pub max_streams: usize,
+    /// Streams one HTTP/2 connection may hold open at once (SETTINGS_MAX_CONCURRENT_STREAMS);
+    /// a client opening more waits for one to end.
+    #[arg(
+        long,
+        env = "SENTIO_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1000
+    )]
+    pub max_streams_per_connection: u32,
     /// Windows of one stream queued or being computed before the stream stops being read.
     #[arg(long, env = "SENTIO_MAX_WINDOWS_IN_FLIGHT", default_value_t = 16)]
     pub max_windows_in_flight: usize,

@@ -357,13 +357,24 @@ fn reflection_service() -> crate::Result<
         })
 }
 
-/// The transport: keepalive, connection age (TLS is `tls::incoming`'s).
+/// The transport's limits, each against an abuse `tests/abuse.rs` runs (TLS and its
+/// handshake timeout are `tls::incoming`'s).
 fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Server> {
+    use std::time::Duration;
     let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+        // A peer that stops answering PINGs for 20 s is closed (dead NATs, half-open TCP).
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(config.max_streams_per_connection)
+        // Metadata per request: a larger header block is refused before any handler runs.
+        .http2_max_header_list_size(16 * 1024)
+        // Rapid reset (CVE-2023-44487): more than 20 streams reset before being served, or
+        // 1024 streams the server had to reset, and the connection gets GOAWAY.
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_local_error_reset_streams(Some(1024));
     if let Some(age) = config.max_connection_age_s {
         builder = builder
-            .max_connection_age(std::time::Duration::from_secs(age))
+            .max_connection_age(Duration::from_secs(age))
             .max_connection_age_grace(config.drain_timeout());
     }
     Ok(builder)

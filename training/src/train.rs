@@ -148,8 +148,7 @@ pub fn train(
     let mut step = 0usize;
     let mut average = WeightAverage::default();
     for epoch in 0..recipe.epochs {
-        let mut order = samples.clone();
-        order.shuffle(&mut run.rng);
+        let order = run.epoch_order(&samples, &train_set.corpora);
         let mut epoch_loss = 0.0;
         for batch in order.chunks_exact(recipe.batch_size) {
             if let Schedule::WarmupCosine { warmup_epochs } = recipe.schedule {
@@ -257,6 +256,32 @@ impl Run<'_> {
                 .collect(),
             Sampling::RandomCrop => clips.map(|c| (c, 0)).collect(),
         }
+    }
+
+    /// One epoch's samples in random order: each once, or drawn with replacement so that
+    /// corpora are balanced (`Recipe::corpus_balance`).
+    fn epoch_order(
+        &mut self,
+        samples: &[(usize, usize)],
+        corpora: &[usize],
+    ) -> Vec<(usize, usize)> {
+        let alpha = self.recipe.corpus_balance;
+        if alpha <= 0.0 {
+            let mut order = samples.to_vec();
+            order.shuffle(&mut self.rng);
+            return order;
+        }
+        let mut counts = HashMap::<usize, f64>::new();
+        for &(clip, _) in samples {
+            *counts.entry(corpora[clip]).or_default() += 1.0;
+        }
+        let weights = samples
+            .iter()
+            .map(|&(clip, _)| counts[&corpora[clip]].powf(-alpha));
+        let draw = rand::distr::weighted::WeightedIndex::new(weights).expect("positive weights");
+        (0..samples.len())
+            .map(|_| samples[draw.sample(&mut self.rng)])
+            .collect()
     }
 
     /// One optimizer step on one batch, `progress` (0..1) into the run; returns its loss.

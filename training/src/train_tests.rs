@@ -184,3 +184,46 @@ fn weight_average_is_the_mean_of_its_snapshots() {
     let mean = average.mean().unwrap().unwrap();
     assert_eq!(mean["w"].to_vec1::<f32>().unwrap(), [3.0, 3.0]);
 }
+
+/// Corpus balancing draws each corpus' share as its size to the power 1 - alpha.
+#[test]
+fn corpus_balance_evens_out_the_corpora() {
+    let (labels, clips) = synthetic(64, 60);
+    let recipe = Recipe {
+        corpus_balance: 1.0,
+        ..Recipe::default()
+    };
+    let card = card();
+    let varmap = VarMap::new();
+    let net = card
+        .architecture
+        .spec()
+        .build(
+            &card,
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+    let mut run = Run {
+        card: &card,
+        recipe: &recipe,
+        net,
+        device: &Device::Cpu,
+        rng: StdRng::seed_from_u64(3),
+        class_weights: Tensor::ones((1, 8), DType::F32, &Device::Cpu).unwrap(),
+        beta: Beta::new(1.0, 1.0).unwrap(),
+        corpus_weights: vec![1.0; 2],
+        adversary: None,
+    };
+    // 56 clips of corpus 0 and 8 of corpus 1.
+    let corpora: Vec<usize> = (0..labels.len()).map(|i| usize::from(i >= 56)).collect();
+    let samples: Vec<(usize, usize)> = (0..clips.len()).map(|c| (c, 0)).collect();
+    let mut second = 0;
+    for _ in 0..50 {
+        let order = run.epoch_order(&samples, &corpora);
+        assert_eq!(order.len(), samples.len());
+        second += order.iter().filter(|&&(c, _)| corpora[c] == 1).count();
+    }
+    // Half of 50 x 64 draws, against 8/64 of them without balancing.
+    let share = second as f64 / (50.0 * 64.0);
+    assert!((share - 0.5).abs() < 0.05, "{share}");
+}
