@@ -132,8 +132,14 @@ impl Call {
             ));
         }
         let known = ["inbound", "outbound"];
-        let mut tracks = start.tracks.clone();
-        tracks.dedup();
+        // Each track once, in the order given (a repeated name would open two streams with
+        // one id).
+        let mut tracks: Vec<String> = Vec::new();
+        for track in &start.tracks {
+            if !tracks.contains(track) {
+                tracks.push(track.clone());
+            }
+        }
         if tracks.is_empty() || tracks.iter().any(|t| !known.contains(&t.as_str())) {
             return Err(error(
                 close::INVALID_DATA,

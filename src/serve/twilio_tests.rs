@@ -86,6 +86,14 @@ fn each_protocol_violation_has_its_close_code() {
     assert_eq!(code(started(), r#"{"event":"media"}"#), close::INVALID_DATA);
     let pcm = START.replace("audio/x-mulaw", "audio/l16");
     assert_eq!(code(Call::default(), &pcm), close::UNSUPPORTED);
+    let mut call = Call::default();
+    let repeated = START.replace(
+        r#"["inbound","outbound"]"#,
+        r#"["inbound","outbound","inbound"]"#,
+    );
+    assert!(
+        matches!(call.handle(&repeated), Ok(Action::Start { tracks, .. }) if tracks.len() == 2)
+    );
     let no_tracks = START.replace(r#"["inbound","outbound"]"#, "[]");
     assert_eq!(code(Call::default(), &no_tracks), close::INVALID_DATA);
 }
