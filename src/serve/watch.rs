@@ -60,6 +60,11 @@ impl WatchHub {
         }
     }
 
+    /// Whether anyone may receive events: NATS (other replicas) or a local watch.
+    pub fn wants_events(&self) -> bool {
+        self.nats.is_some() || self.local_watchers.load(Ordering::Relaxed) > 0
+    }
+
     pub fn publish(&self, stream_id: &str, event: WatchEvent) {
         if let Some(nats) = &self.nats {
             nats.publish(stream_id, &event);
@@ -174,22 +179,29 @@ impl<S> Tapped<S> {
     }
 
     fn publish(&mut self, item: &Result<StreamEmotionsResponse, Status>) {
-        let event = match item {
-            Ok(message) => {
-                if let Some(Response::Started(started)) = &message.response {
-                    self.stream_id = Some(started.stream_id.clone());
-                }
-                self.ended |= matches!(message.response, Some(Response::Summary(_)));
-                WatchEvent::Message(message.clone())
-            }
-            Err(status) => {
-                self.ended = true;
-                WatchEvent::Ended(status.code(), status.message().to_string())
-            }
-        };
-        if let Some(id) = &self.stream_id {
-            self.hub.publish(id, event);
+        if let Ok(StreamEmotionsResponse {
+            response: Some(Response::Started(started)),
+        }) = item
+        {
+            self.stream_id = Some(started.stream_id.clone());
         }
+        self.ended |= match item {
+            Ok(message) => matches!(message.response, Some(Response::Summary(_))),
+            Err(_) => true,
+        };
+        // Nobody watching: no copy of the message.
+        let Some(id) = self
+            .stream_id
+            .as_deref()
+            .filter(|_| self.hub.wants_events())
+        else {
+            return;
+        };
+        let event = match item {
+            Ok(message) => WatchEvent::Message(message.clone()),
+            Err(status) => WatchEvent::Ended(status.code(), status.message().to_string()),
+        };
+        self.hub.publish(id, event);
     }
 }
 
