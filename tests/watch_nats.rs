@@ -19,16 +19,26 @@ struct Nats {
 }
 
 impl Nats {
-    async fn start() -> Self {
+    /// `None` where `nats-server` is not installed (`cargo test` on a fresh machine needs
+    /// only the Rust toolchain), unless `SENTIO_REQUIRE_NATS` is set, as `.ci/run` sets it
+    /// after installing nats-server: then its absence fails the test.
+    async fn start() -> Option<Self> {
         let addr = free_addr();
-        let binary = [
+        let installed = [
             "nats-server",
             "/usr/sbin/nats-server",
             "/usr/bin/nats-server",
         ]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok())
-        .expect("nats-server is not installed (apt-get install nats-server)");
+        .find(|b| Command::new(b).arg("--version").output().is_ok());
+        let Some(binary) = installed else {
+            assert!(
+                std::env::var_os("SENTIO_REQUIRE_NATS").is_none(),
+                "nats-server is not installed (apt-get install nats-server)"
+            );
+            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
         let child = Command::new(binary)
             .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
             .stdout(Stdio::null())
@@ -36,10 +46,10 @@ impl Nats {
             .spawn()
             .unwrap();
         wait_for(addr).await;
-        Self {
+        Some(Self {
             child,
             url: format!("nats://{addr}"),
-        }
+        })
     }
 }
 
@@ -60,7 +70,9 @@ async fn wait_for(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_on_one_replica_is_watched_on_another_through_nats() {
-    let nats = Nats::start().await;
+    let Some(nats) = Nats::start().await else {
+        return;
+    };
     let media = free_addr();
     let media_flag = media.to_string();
     let media_replica =
