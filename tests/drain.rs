@@ -11,7 +11,7 @@ use sentio::proto::{AudioEncoding, EndReason};
 
 /// Opens a stream, sends `audio` and waits for its first `predictions` predictions; the
 /// request side stays open through the returned sender.
-async fn open_stream(
+async fn open_call_answered(
     server: &TestServer,
     audio: &[u8],
     predictions: usize,
@@ -21,15 +21,8 @@ async fn open_stream(
     EmotionRecognizerClient<tonic::transport::Channel>,
 ) {
     let mut client = server.client().await;
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    for message in requests(config(AudioEncoding::PcmS16le, 16_000), audio, 3_200) {
-        tx.send(message).await.unwrap();
-    }
-    let mut inbound = client
-        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = requests(config(AudioEncoding::PcmS16le, 16_000), audio, 3_200);
+    let (tx, mut inbound) = open_stream(&mut client, first).await;
     let mut seen = 0;
     while seen < predictions {
         if let Some(Response::Prediction(_)) = inbound.message().await.unwrap().unwrap().response {
@@ -77,7 +70,7 @@ async fn health_is_serving_and_a_drain_lets_open_calls_finish() {
     }
     // A call in progress: 2.5 s sent, its first window answered, the request side open.
     let speech = speech_bytes();
-    let (tx, mut inbound, mut other) = open_stream(&server, &speech[..80_000], 1).await;
+    let (tx, mut inbound, mut other) = open_call_answered(&server, &speech[..80_000], 1).await;
     server.shutdown();
 
     // New calls on the call's own connection are refused (GOAWAY, or the server's own
@@ -134,7 +127,7 @@ async fn health_is_serving_and_a_drain_lets_open_calls_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_open_past_the_drain_timeout_end_with_their_summary() {
     let mut server = TestServer::start(|c| c.drain_timeout_s = 1).await;
-    let (tx, mut inbound, _) = open_stream(&server, &speech_bytes()[..112_000], 2).await;
+    let (tx, mut inbound, _) = open_call_answered(&server, &speech_bytes()[..112_000], 2).await;
     server.shutdown();
     let (predictions, summary) = rest_of(&mut inbound).await;
     assert_eq!(summary.end_reason, "server shutting down");

@@ -211,19 +211,12 @@ async fn a_grpc_stream_is_watched_and_a_cancelled_one_ends_its_watch() {
     assert_eq!(watched.summary, sent.summary);
     // A sender that goes away ends its watchers' watch with CANCELLED.
     let watcher = watch(&mut client, "call-43").await;
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
     let stream_config = sentio::proto::StreamConfig {
         stream_id: "call-43".into(),
         ..config(AudioEncoding::PcmS16le, 16_000)
     };
-    for request in requests(stream_config, &speech_bytes()[..64_000], 3200) {
-        tx.send(request).await.unwrap();
-    }
-    let mut responses = client
-        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = requests(stream_config, &speech_bytes()[..64_000], 3200);
+    let (tx, mut responses) = open_stream(&mut client, first).await;
     responses.message().await.unwrap();
     drop(responses);
     drop(tx);

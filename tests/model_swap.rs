@@ -57,17 +57,9 @@ async fn the_model_swaps_under_an_open_stream_which_finishes_on_its_own() {
 
     // A stream opens on the old model and sends the first half of its audio.
     let audio = speech_bytes();
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
     let mut open = requests(config(AudioEncoding::PcmS16le, 16_000), &audio, 3200).into_iter();
     // The config and 2.1 s of audio: one whole window.
-    for request in open.by_ref().take(22) {
-        tx.send(request).await.unwrap();
-    }
-    let mut responses = client
-        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut responses) = open_stream(&mut client, open.by_ref().take(22)).await;
     let mut before = StreamResult::default();
     before.add(responses.message().await.unwrap().unwrap());
     assert!(before.started);

@@ -128,17 +128,17 @@ async fn read_call(
     loop {
         let message = tokio::select! {
             message = tokio::time::timeout(idle, socket.recv()) => message,
-            _ = ctx.shutdown.cancelled() => return Some(violation(close::GOING_AWAY, "the server is shutting down")),
+            _ = ctx.shutdown.cancelled() => return Some(closing(close::GOING_AWAY, "the server is shutting down")),
         };
         let text = match message {
             Err(_) => {
                 let reason = format!("no message within {} s", idle.as_secs());
-                return Some(violation(close::POLICY, &reason));
+                return Some(closing(close::POLICY, &reason));
             }
             Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return None,
             Ok(Some(Ok(Message::Text(text)))) => text,
             Ok(Some(Ok(Message::Binary(_)))) => {
-                return Some(violation(
+                return Some(closing(
                     close::UNSUPPORTED,
                     "a binary frame: Twilio sends JSON text",
                 ));
@@ -151,14 +151,14 @@ async fn read_call(
         };
         match action {
             Action::None => {}
-            Action::Stop => return Some(violation(close::NORMAL, "stop")),
+            Action::Stop => return Some(closing(close::NORMAL, "stop")),
             Action::Audio { track, mulaw } => {
                 let audio = StreamEmotionsRequest {
                     request: Some(Request::Audio(mulaw)),
                 };
                 if tracks[track].send(Ok(audio)).await.is_err() {
                     // The stream ended on the server's side (a limit, or the drain timeout).
-                    return Some(violation(
+                    return Some(closing(
                         close::GOING_AWAY,
                         "the track's stream was ended by the server",
                     ));
@@ -173,7 +173,7 @@ async fn read_call(
                 if !authorized {
                     let valid = connector.keys.as_ref().zip(api_key.as_deref());
                     if valid.is_none_or(|(keys, key)| keys.check_token(key).is_err()) {
-                        return Some(violation(
+                        return Some(closing(
                             close::POLICY,
                             "no valid API key (URL `key` or custom parameter `apiKey`)",
                         ));
@@ -186,7 +186,7 @@ async fn read_call(
                     match open_track(&connector.launcher, &format!("{stream_sid}:{name}")) {
                         Ok(sender) => tracks.push(sender),
                         Err(status) => {
-                            return Some(violation(close::TRY_AGAIN_LATER, status.message()));
+                            return Some(closing(close::TRY_AGAIN_LATER, status.message()));
                         }
                     }
                 }
@@ -222,7 +222,8 @@ fn open_track(launcher: &StreamLauncher, stream_id: &str) -> Result<TrackSender,
     Ok(sender)
 }
 
-fn violation(code: u16, reason: &str) -> ProtocolError {
+/// How the connection ends: its close code and reason (`stop` included).
+fn closing(code: u16, reason: &str) -> ProtocolError {
     ProtocolError {
         code,
         reason: reason.to_string(),

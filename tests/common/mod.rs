@@ -157,6 +157,27 @@ impl StreamResult {
     }
 }
 
+/// Opens a stream with `first` requests queued; more go through the returned sender, and
+/// dropping it half-closes the stream.
+pub(crate) async fn open_stream(
+    client: &mut EmotionRecognizerClient<Channel>,
+    first: impl IntoIterator<Item = StreamEmotionsRequest>,
+) -> (
+    tokio::sync::mpsc::Sender<StreamEmotionsRequest>,
+    tonic::Streaming<StreamEmotionsResponse>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    for request in first {
+        tx.send(request).await.unwrap();
+    }
+    let responses = client
+        .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, responses)
+}
+
 pub(crate) async fn run_stream(
     client: &mut EmotionRecognizerClient<Channel>,
     requests: Vec<StreamEmotionsRequest>,

@@ -50,6 +50,14 @@ fn synthetic(n: usize, frames: usize) -> (Vec<usize>, Vec<Vec<CachedClip>>) {
     (labels, clips)
 }
 
+/// The card's network on the CPU, with its variables.
+fn build_net(card: &ModelCard) -> (VarMap, Box<dyn Network>) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = card.architecture.spec().build(card, vb).unwrap();
+    (varmap, net)
+}
+
 /// A tiny run on synthetic clips; returns its history (loss, validation UAR).
 fn tiny_run(corpus_adversary: f32, mixup_alpha: f32, average_last_epochs: usize) -> Trained {
     let (labels, clips) = synthetic(64, 60);
@@ -126,15 +134,7 @@ fn saved_weights_load_back_to_identical_logits() {
                 std: vec![2.0; 162],
             };
         }
-        let varmap = VarMap::new();
-        let net = card
-            .architecture
-            .spec()
-            .build(
-                &card,
-                VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-            )
-            .unwrap();
+        let (varmap, net) = build_net(&card);
         init_vars(&varmap, 3).unwrap();
         let shape: Vec<usize> = if kind == "seed" {
             vec![4, 162]
@@ -194,15 +194,7 @@ fn corpus_balance_evens_out_the_corpora() {
         ..Recipe::default()
     };
     let card = card();
-    let varmap = VarMap::new();
-    let net = card
-        .architecture
-        .spec()
-        .build(
-            &card,
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+    let (_varmap, net) = build_net(&card);
     let mut run = Run {
         card: &card,
         recipe: &recipe,
