@@ -17,6 +17,7 @@ pub mod plot_font;
 pub mod proto;
 pub mod report;
 pub mod serve;
+pub mod telemetry;
 
 pub use config::FeatureConfig;
 pub use error::{Error, Result};

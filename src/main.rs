@@ -15,7 +15,7 @@ use sentio::audio::{StreamResampler, decode_path};
 use sentio::features::{self, FeatureKind};
 use sentio::model::{Model, ModelSource, parse_device};
 use sentio::report::{ClipReport, FileError, classify_response};
-use sentio::serve::{LogFormat, ServeConfig};
+use sentio::serve::ServeConfig;
 
 /// Streaming speech-emotion recognition.
 #[derive(Parser)]
@@ -135,21 +135,21 @@ fn load_model(source: &ModelSource, device: &str) -> anyhow::Result<Model> {
         .with_context(|| format!("loading the model {source}"))
 }
 
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-    sentio::panics::log_panics_through_tracing();
+fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The trace exporter's gRPC channel belongs to the runtime.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        sentio::telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?
+    };
+    let served = serve_on(&runtime, config);
+    telemetry.shutdown();
+    served
 }
 
-fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
-    init_logging(config.log_format);
+fn serve_on(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Result<()> {
     // Candle sizes its thread pools from these variables, read when first used. Setting
     // them also spares it re-reading /proc/cpuinfo on every matmul (seen in perf).
     let threads = config.model_threads.max(1).to_string();
@@ -160,9 +160,6 @@ fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let model = load_model(&config.model, &config.device)?;
     tracing::info!(model = %model.card.id, kind = %model.card.kind(), device = %config.device, license = %model.card.license, "model loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
             .await

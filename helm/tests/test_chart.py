@@ -775,7 +775,19 @@ def main() -> int:
         text = notes_text(notes)
         assert NO_NATS_WARNING in text and "--set nats.deploy=true" in text, notes
 
+    def otlp_endpoint(objects: list[dict[str, Any]], notes: str) -> None:
+        _, _, server = deployment_parts(objects)
+        wanted = "http://otel-collector.observability.svc:4317"
+        assert env_of(server).get("OTEL_EXPORTER_OTLP_ENDPOINT") == wanted, env_of(server)
+
+    def no_otlp(objects: list[dict[str, Any]], notes: str) -> None:
+        _, _, server = deployment_parts(objects)
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env_of(server), "tracing on by default"
+
     set_cases = [
+        ("", no_otlp, "default: no OTLP export"),
+        ("tracing.otlpEndpoint=http://otel-collector.observability.svc:4317", otlp_endpoint,
+         "OTEL_EXPORTER_OTLP_ENDPOINT for the server"),
         ("", default_has_neither, "default: no NATS objects, no media port"),
         ("mediaStreams.enabled=true", media_streams_on,
          "env SENTIO_MEDIA_WS_ADDR, container port and Service port media-ws"),
@@ -798,6 +810,8 @@ def main() -> int:
     values_errors = (helm.HelmValuesError,)
     render_errors = (helm.HelmRenderError, helm.HelmValuesError)
     bad_values = [
+        ("OTLP endpoint without a scheme", {"tracing": {"otlpEndpoint": "otel-collector:4317"}},
+         r"/tracing/otlpEndpoint"),
         ("misspelled top-level key", {"replicaCont": 3}, r"additional propert.*replicaCont"),
         ("misspelled nested key", {"server": {"maxBatchSise": 8}}, r"additional propert.*maxBatchSise"),
         ("string replicaCount", {"replicaCount": "3"}, r"/replicaCount.*want integer"),

@@ -119,6 +119,10 @@ pub struct ServeConfig {
     /// predictions, so `WatchStream` on any replica watches a stream on any other.
     #[arg(long, env = "SENTIO_NATS_URL")]
     pub nats_url: Option<String>,
+    /// OTLP/gRPC collector (e.g. http://otel-collector:4317) to export the stream and
+    /// Classify spans to, each under the caller's `traceparent`; off unless set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Log format.
     #[arg(long, env = "SENTIO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -31,7 +31,14 @@ pub struct StreamLauncher {
 impl StreamLauncher {
     /// Starts a session on `inbound`, or refuses it: UNAVAILABLE (with gRPC's retry
     /// pushback) while draining, RESOURCE_EXHAUSTED at the stream limit.
-    pub fn open(&self, inbound: impl Inbound + 'static) -> Result<Responses, Status> {
+    ///
+    /// `trace_context` is the call's gRPC metadata: its `traceparent`, if any, becomes the
+    /// parent of the stream's span.
+    pub fn open(
+        &self,
+        inbound: impl Inbound + 'static,
+        trace_context: Option<&tonic::metadata::MetadataMap>,
+    ) -> Result<Responses, Status> {
         if self.ctx.draining.is_cancelled() {
             // gRPC's retry pushback: a client retry policy may retry at once, elsewhere.
             let mut status =
@@ -57,6 +64,9 @@ impl StreamLauncher {
             encoding = tracing::field::Empty,
             rate = tracing::field::Empty
         );
+        if let Some(metadata) = trace_context {
+            crate::telemetry::adopt_remote_parent(&span, metadata);
+        }
         self.tracker.spawn(
             async move {
                 let outcome = session::run(ctx, inbound, tx, id).await;

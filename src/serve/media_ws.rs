@@ -210,7 +210,7 @@ fn open_track(launcher: &StreamLauncher, stream_id: &str) -> Result<TrackSender,
         request: Some(Request::Config(config)),
     };
     sender.try_send(Ok(first)).expect("a new channel has room");
-    let responses: Responses = launcher.open(ReceiverStream::new(requests))?;
+    let responses: Responses = launcher.open(ReceiverStream::new(requests), None)?;
     tokio::spawn(async move {
         let mut responses = responses;
         while let Some(response) = responses.next().await {

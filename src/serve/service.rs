@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::classify_input::{decode_request, per_channel_response};
 use super::launch::{Responses, StreamLauncher};
@@ -38,7 +39,10 @@ impl EmotionRecognizer for EmotionService {
         &self,
         request: Request<Streaming<StreamEmotionsRequest>>,
     ) -> Result<Response<Self::StreamEmotionsStream>, Status> {
-        self.launcher.open(request.into_inner()).map(Response::new)
+        let (metadata, _, inbound) = request.into_parts();
+        self.launcher
+            .open(inbound, Some(&metadata))
+            .map(Response::new)
     }
 
     async fn watch_stream(
@@ -66,7 +70,49 @@ impl EmotionRecognizer for EmotionService {
         &self,
         request: Request<ClassifyRequest>,
     ) -> Result<Response<ClassifyResponse>, Status> {
-        let request = request.into_inner();
+        let span = tracing::info_span!("classify", bytes = request.get_ref().audio.len());
+        crate::telemetry::adopt_remote_parent(&span, request.metadata());
+        self.classify_clip(request.into_inner())
+            .instrument(span)
+            .await
+    }
+
+    async fn get_model_info(
+        &self,
+        _request: Request<GetModelInfoRequest>,
+    ) -> Result<Response<ModelInfo>, Status> {
+        let model = self.launcher.ctx.models.current();
+        let (card, device) = (&model.card, model.device);
+        Ok(Response::new(ModelInfo {
+            model_id: card.id.clone(),
+            kind: card.kind(),
+            labels: card.labels.clone(),
+            sample_rate_hz: card.features.sr,
+            default_window_ms: card.window_ms,
+            default_hop_ms: card.hop_ms,
+            min_window_ms: card.min_window_ms,
+            max_window_ms: card.max_window_ms,
+            hop_granularity_ms: hop_granularity_ms(card),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            metrics_json: card.metrics.to_string(),
+            device: crate::model::device_name(device),
+            device_type: device_type(device) as i32,
+            device_ordinal: match device {
+                DeviceLocation::Cpu => 0,
+                DeviceLocation::Cuda { gpu_id } | DeviceLocation::Metal { gpu_id } => gpu_id as u32,
+            },
+            license: card.license.clone(),
+            training_data: card.training_data(),
+        }))
+    }
+}
+
+impl EmotionService {
+    /// Classify's work, inside its span.
+    async fn classify_clip(
+        &self,
+        request: ClassifyRequest,
+    ) -> Result<Response<ClassifyResponse>, Status> {
         let separate = separate_channels(request.channel_mode, request.channels.max(1) as usize)
             .map_err(counted)?;
         let channels = self.decode_within_limits(request, separate).await?;
@@ -103,37 +149,6 @@ impl EmotionRecognizer for EmotionService {
         Ok(Response::new(response))
     }
 
-    async fn get_model_info(
-        &self,
-        _request: Request<GetModelInfoRequest>,
-    ) -> Result<Response<ModelInfo>, Status> {
-        let model = self.launcher.ctx.models.current();
-        let (card, device) = (&model.card, model.device);
-        Ok(Response::new(ModelInfo {
-            model_id: card.id.clone(),
-            kind: card.kind(),
-            labels: card.labels.clone(),
-            sample_rate_hz: card.features.sr,
-            default_window_ms: card.window_ms,
-            default_hop_ms: card.hop_ms,
-            min_window_ms: card.min_window_ms,
-            max_window_ms: card.max_window_ms,
-            hop_granularity_ms: hop_granularity_ms(card),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            metrics_json: card.metrics.to_string(),
-            device: crate::model::device_name(device),
-            device_type: device_type(device) as i32,
-            device_ordinal: match device {
-                DeviceLocation::Cpu => 0,
-                DeviceLocation::Cuda { gpu_id } | DeviceLocation::Metal { gpu_id } => gpu_id as u32,
-            },
-            license: card.license.clone(),
-            training_data: card.training_data(),
-        }))
-    }
-}
-
-impl EmotionService {
     /// Decodes a Classify payload (one signal, or one per channel with `separate`),
     /// enforcing the byte, rate, channel and duration limits.
     async fn decode_within_limits(
