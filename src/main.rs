@@ -3,8 +3,14 @@
 // The model allocates multi-megabyte activations per batch: glibc's malloc maps and unmaps
 // them from the OS each time (a quarter of the model thread in page faults, in perf);
 // mimalloc reuses them.
+#[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// A heap-profiling build (BENCHMARKS.md section 7): every allocation is counted by site.
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
 
 use std::path::PathBuf;
 
@@ -135,7 +141,30 @@ fn load_model(source: &ModelSource, device: &str) -> anyhow::Result<Model> {
         .with_context(|| format!("loading the model {source}"))
 }
 
+/// With `--features heap-profile`: the live heap (bytes and blocks in use) logged every 30 s,
+/// and dhat's per-site profile written to `dhat-heap.json` when the server exits.
+#[cfg(feature = "heap-profile")]
+fn start_heap_profile() -> dhat::Profiler {
+    let profiler = dhat::Profiler::new_heap();
+    std::thread::spawn(|| {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            let heap = dhat::HeapStats::get();
+            tracing::info!(
+                live_bytes = heap.curr_bytes,
+                live_blocks = heap.curr_blocks,
+                peak_bytes = heap.max_bytes,
+                allocations = heap.total_blocks,
+                "heap"
+            );
+        }
+    });
+    profiler
+}
+
 fn run_serve(config: ServeConfig) -> anyhow::Result<()> {
+    #[cfg(feature = "heap-profile")]
+    let _heap_profile = start_heap_profile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

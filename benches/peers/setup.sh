@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates benches/peers/.venv for the Python peers of BENCHMARKS.md (seed_pipeline.py,
-# librosa_features.py): TensorFlow (CPU) + Keras, librosa and soundfile, pinned to the
+# librosa_features.py, stream_peer.py): TensorFlow (CPU) + Keras, librosa and soundfile, pinned to the
 # versions the published figures were measured with. Idempotent: an existing venv with the
 # pins already satisfied is left alone.
 #
@@ -19,6 +19,8 @@ pins=(
   scikit-learn==1.9.1
   soxr==1.1.0
   numba==0.68.1
+  grpcio==1.85.1
+  grpcio-tools==1.85.1
 )
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
