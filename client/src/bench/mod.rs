@@ -114,6 +114,22 @@ impl Live {
     }
 }
 
+/// CPU time a process has used, user and system, in seconds (Linux /proc; its clock ticks
+/// are USER_HZ, 100 a second on Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields 14 and 15 follow its ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Cores a process used since `before` (its CPU seconds then), over `elapsed` seconds.
+fn cores_since(pid: &str, before: Option<f64>, elapsed: f64) -> Option<f64> {
+    Some((cpu_seconds(pid)? - before?) / elapsed)
+}
+
 /// Resident memory of a process, MiB (Linux /proc).
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -194,6 +210,9 @@ async fn run_step(
         clients.push(conn.connect().await?);
     }
     let rss_before = args.server_pid.and_then(rss_mib);
+    let server_pid = args.server_pid.map(|p| p.to_string());
+    let server_cpu_before = server_pid.as_deref().and_then(cpu_seconds);
+    let own_cpu_before = cpu_seconds("self");
     let live = Arc::new(Live::default());
     let bar = ProgressBar::new(args.duration);
     bar.set_style(ProgressStyle::with_template(
@@ -248,6 +267,10 @@ async fn run_step(
             before: rss_before,
             end: args.server_pid.and_then(rss_mib),
         },
+        server_cpu_cores: server_pid
+            .as_deref()
+            .and_then(|pid| cores_since(pid, server_cpu_before, elapsed)),
+        load_generator_cpu_cores: cores_since("self", own_cpu_before, elapsed),
         timeline,
     })
 }
@@ -343,4 +366,27 @@ fn plot_timeline(path: &std::path::Path, step: &StepReport) -> anyhow::Result<()
         Some(("resident memory, MiB", &memory)),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// The CPU reading follows real work: a single-threaded busy loop registers some CPU
+    /// time, and no more than the wall time it ran (whatever else the machine is doing).
+    #[test]
+    fn cpu_seconds_counts_this_process() {
+        // This thread only: other tests may run beside it in this process.
+        let before = super::cpu_seconds("thread-self").expect("Linux /proc");
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(500) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let used = super::cpu_seconds("thread-self").unwrap() - before;
+        // Ticks are 10 ms: allow one on either side.
+        assert!(
+            used > 0.0 && used <= wall + 0.02,
+            "{used} s of CPU in {wall} s"
+        );
+    }
 }

@@ -69,6 +69,9 @@ pub(crate) struct StepReport {
     /// Windows whose server latency exceeded ours: 0 unless the server misattributes.
     pub server_latency_over_client: u64,
     pub server_rss_mib: RssMib,
+    /// Cores the server used over the step (with --server-pid), and the load generator.
+    pub server_cpu_cores: Option<f64>,
+    pub load_generator_cpu_cores: Option<f64>,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -87,8 +90,9 @@ impl StepReport {
             .server_rss_mib
             .end
             .map_or("?".to_string(), |m| format!("{m:.0}"));
+        let cores = |c: Option<f64>| c.map_or("?".to_string(), |c| format!("{c:.2}"));
         format!(
-            "{:>6} streams: {} windows ({:.0}/s, {:.1} audio s/s), lost {}, errors {:?}, latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} (server's own p50 {:.1} p99 {:.1}; {} windows above ours), server RSS {rss} MiB",
+            "{:>6} streams: {} windows ({:.0}/s, {:.1} audio s/s), lost {}, errors {:?}, latency ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} (server's own p50 {:.1} p99 {:.1}; {} windows above ours), server RSS {rss} MiB, CPU cores: server {}, load generator {}",
             self.streams,
             self.windows,
             self.windows_per_second,
@@ -101,7 +105,9 @@ impl StepReport {
             l.max,
             self.server_latency_ms.p50,
             self.server_latency_ms.p99,
-            self.server_latency_over_client
+            self.server_latency_over_client,
+            cores(self.server_cpu_cores),
+            cores(self.load_generator_cpu_cores)
         )
     }
 }
