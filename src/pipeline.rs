@@ -176,7 +176,11 @@ impl WindowPipeline {
             input == ModelInput::ClipVector,
         )?;
         let logmel = match input {
-            ModelInput::LogMelFrames => Some(StreamingLogMel::new(&card.features)?),
+            ModelInput::LogMelFrames => {
+                let mut logmel = StreamingLogMel::new(&card.features)?;
+                logmel.reserve_frames_for(card.ms_to_samples(spec.window_ms + spec.hop_ms));
+                Some(logmel)
+            }
             ModelInput::ClipVector => None,
         };
         Ok(Self {

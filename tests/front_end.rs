@@ -147,6 +147,7 @@ fn stream(bytes: &[u8], chunks: &[usize], rate: u32, spec: WindowSpec) -> Vec<Pr
         .unwrap();
     let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
     let mut pipeline = WindowPipeline::new(&model.card, rate, spec, -200.0).unwrap();
+    let resampler = StreamResampler::new(rate, 16_000).unwrap();
     let (mut decoded, mut out) = (Vec::new(), Vec::new());
     let mut rest = bytes;
     let mut sizes = chunks.iter().cycle();
@@ -157,9 +158,11 @@ fn stream(bytes: &[u8], chunks: &[usize], rate: u32, spec: WindowSpec) -> Vec<Pr
         rest = &rest[n..];
         let before = out.len();
         pipeline.push(&decoded, &mut out).unwrap();
-        // No hold-back: a window comes out with the chunk that holds its last sample.
+        // No hold-back: a window comes out with the chunk that holds its last sample (the
+        // input its end needs by the resampler's own count: at 22.05 kHz, end_ms * rate / 1000
+        // can be one sample more than that, and chunks may end in between).
         for w in &out[before..] {
-            let needed = (w.end_ms * rate as u64).div_ceil(1000) as usize;
+            let needed = resampler.input_for_output(w.end_ms * 16) as usize;
             let received = (bytes.len() - rest.len()) / 2;
             assert!(needed > received - decoded.len() && needed <= received);
         }

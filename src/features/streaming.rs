@@ -59,6 +59,14 @@ impl StreamingLogMel {
         super::stft::frame_count(window_len, self.n_fft, self.hop)
     }
 
+    /// Sizes the frame store for `samples` of audio (a window and a hop: the most a stream
+    /// fed in chunks of up to a hop holds), so it is not left at the next power of two of
+    /// its growth (75 of 128 KiB used, seen in a heap profile).
+    pub fn reserve_frames_for(&mut self, samples: usize) {
+        let frames = self.frames_per_window(samples) + 1;
+        self.frames.reserve_exact(frames * self.n_mels);
+    }
+
     /// Adds samples and computes every frame that is now complete.
     pub fn push(&mut self, samples: &[f32]) {
         self.pending.extend_from_slice(samples);
