@@ -113,6 +113,37 @@ impl Decisions {
     }
 }
 
+impl Decisions {
+    /// The confusion over the clips `keep` selects, each decided among the classes those
+    /// clips hold only (argmax over their labels): an unseen corpus without calm cannot be
+    /// heard as calm. It separates a wrong label set from a wrong emotion.
+    pub fn confusion_within_own_classes(
+        &self,
+        clips: &[Clip],
+        keep: impl Fn(&Clip) -> bool,
+    ) -> Confusion {
+        let kept: Vec<(&Clip, &Vec<f32>)> = clips
+            .iter()
+            .zip(&self.probabilities)
+            .filter(|(c, _)| keep(c))
+            .collect();
+        let mut own = [false; 8];
+        kept.iter().for_each(|(c, _)| own[c.label] = true);
+        let (labels, predicted): (Vec<usize>, Vec<usize>) = kept
+            .iter()
+            .map(|(c, p)| {
+                let masked: Vec<f32> = p
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| if own[i] { v } else { f32::NEG_INFINITY })
+                    .collect();
+                (c.label, argmax(&masked))
+            })
+            .unzip();
+        Confusion::from_predictions(&labels, &predicted)
+    }
+}
+
 /// Classifies every clip in every condition through the server's clip path.
 pub fn evaluate(
     model: &Model,
@@ -221,6 +252,33 @@ mod tests {
             }
             assert_eq!(argmax(ours), argmax(&cli.mean), "{}", clip.path.display());
         }
+    }
+
+    /// Deciding among a set's own classes: a neutral clip heard as calm (absent from the
+    /// set) counts as its best present class; a sad clip heard as neutral stays wrong.
+    #[test]
+    fn own_classes_view_ignores_labels_the_set_lacks() {
+        let clip = |label| Clip {
+            path: "x.ogg".into(),
+            dataset: Dataset::Crema,
+            speaker: "CREMA-D:0001".into(),
+            label,
+        };
+        let clips = [clip(0), clip(3)];
+        // Labels: neutral 0, calm 1, ..., sad 3.
+        let decisions = Decisions {
+            condition: Condition::Clean,
+            probabilities: vec![
+                vec![0.3, 0.6, 0.0, 0.1, 0.0, 0.0, 0.0, 0.0],
+                vec![0.5, 0.1, 0.0, 0.4, 0.0, 0.0, 0.0, 0.0],
+            ],
+            silent: 0,
+        };
+        assert_eq!(decisions.confusion(&clips, |_| true).uar(), 0.0);
+        let own = decisions.confusion_within_own_classes(&clips, |_| true);
+        assert_eq!(own.counts[0][0], 1);
+        assert_eq!(own.counts[3][0], 1);
+        assert_eq!(own.uar(), 0.5);
     }
 
     /// The phone conditions reach the server at 8 kHz, the clean one at the model rate.
