@@ -13,13 +13,7 @@ out=benches/results
 mkdir -p "$out"
 cargo build --release -p sentio -p sentio-client >/dev/null
 clip="$out/clip_3637ms.wav"
-python3 - "$clip" <<'PY'
-import sys, wave
-src = wave.open("tests/fixtures/speech_long_16k.wav")
-frames = src.readframes(int(3.637 * 16000))
-dst = wave.open(sys.argv[1], "wb")
-dst.setnchannels(1); dst.setsampwidth(2); dst.setframerate(16000); dst.writeframes(frames)
-PY
+python3 benches/worst_clip.py "$clip"
 grpc=127.0.0.1:50093
 ./target/release/sentio serve --grpc-addr "$grpc" --metrics-addr 127.0.0.1:50094 \
     --max-streams 100000 --log-format json 2>"$out/call-shapes-server.log" &

@@ -13,13 +13,7 @@ mkdir -p "$out"
 bash benches/peers/setup.sh >/dev/null
 cargo build --release -p sentio -p sentio-client >/dev/null
 clip="$out/clip_3637ms.wav"
-python3 - "$clip" <<'PY'
-import sys, wave
-src = wave.open("tests/fixtures/speech_long_16k.wav")
-frames = src.readframes(int(3.637 * 16000))
-dst = wave.open(sys.argv[1], "wb")
-dst.setnchannels(1); dst.setsampwidth(2); dst.setframerate(16000); dst.writeframes(frames)
-PY
+python3 benches/worst_clip.py "$clip"
 sentio_addr=127.0.0.1:50095
 peer_addr=127.0.0.1:50097
 ./target/release/sentio serve --grpc-addr "$sentio_addr" --metrics-addr 127.0.0.1:50096 \
