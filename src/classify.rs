@@ -4,6 +4,7 @@
 
 use crate::audio::DecodedAudio;
 use crate::error::Result;
+use crate::features::SpeakerProfile;
 use crate::model::Model;
 use crate::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
 
@@ -152,11 +153,25 @@ pub fn prepare_clip(
     audio: &DecodedAudio,
     silence_dbfs: f32,
 ) -> Result<(Vec<PreparedWindow>, u64)> {
+    prepare_clip_in_call(model_card, audio, silence_dbfs, &mut None)
+}
+
+/// [`prepare_clip`] for one of several recordings of the same caller: an adapting model
+/// reads it against `profile` (the caller's spectrum so far; `None` starts afresh), which
+/// then holds this recording too.
+pub fn prepare_clip_in_call(
+    model_card: &crate::model::ModelCard,
+    audio: &DecodedAudio,
+    silence_dbfs: f32,
+    profile: &mut Option<SpeakerProfile>,
+) -> Result<(Vec<PreparedWindow>, u64)> {
     let spec = WindowSpec::resolve(model_card, 0, 0)?;
     let mut pipeline = WindowPipeline::new(model_card, audio.sample_rate, spec, silence_dbfs)?;
+    pipeline.continue_profile(profile.take());
     let mut prepared = Vec::new();
     pipeline.push(&audio.samples, &mut prepared)?;
     pipeline.finish(&mut prepared)?;
+    *profile = pipeline.take_profile();
     Ok((prepared, pipeline.audio_ms()))
 }
 
@@ -166,8 +181,18 @@ pub fn classify_audio(
     audio: &DecodedAudio,
     silence_dbfs: f32,
 ) -> Result<ClipPrediction> {
+    classify_audio_in_call(model, audio, silence_dbfs, &mut None)
+}
+
+/// [`classify_audio`] continuing a caller's profile ([`prepare_clip_in_call`]).
+pub fn classify_audio_in_call(
+    model: &Model,
+    audio: &DecodedAudio,
+    silence_dbfs: f32,
+    profile: &mut Option<SpeakerProfile>,
+) -> Result<ClipPrediction> {
     let card = &model.card;
-    let (prepared, audio_ms) = prepare_clip(card, audio, silence_dbfs)?;
+    let (prepared, audio_ms) = prepare_clip_in_call(card, audio, silence_dbfs, profile)?;
     let mut results = Vec::with_capacity(prepared.len());
     for chunk in prepared.chunks(64) {
         let inputs: Vec<_> = chunk.iter().filter_map(|w| w.input.as_ref()).collect();

@@ -7,7 +7,7 @@
 use crate::FeatureConfig;
 use crate::audio::{StreamResampler, Window, WindowAssembler};
 use crate::error::{Error, Result};
-use crate::features::StreamingLogMel;
+use crate::features::{SpeakerProfile, StreamingLogMel};
 use crate::model::{ModelCard, ModelInput, WindowInput, seed::seed_features};
 
 /// Windows quieter than this (RMS, dB relative to full scale) are silence, not speech.
@@ -157,6 +157,8 @@ pub struct WindowPipeline {
     /// The resampler's provisional output past `resampled` (see `push`).
     ahead: Vec<f32>,
     windows: Vec<Window>,
+    /// The caller's running spectrum, for a model trained on adapted windows.
+    profile: Option<SpeakerProfile>,
 }
 
 impl WindowPipeline {
@@ -194,7 +196,28 @@ impl WindowPipeline {
             resampled: Vec::new(),
             ahead: Vec::new(),
             windows: Vec::new(),
+            profile: card.adaptation.as_ref().map(SpeakerProfile::new),
         })
+    }
+
+    /// Reads each window on its own, not against the caller's running spectrum (for a
+    /// model with `adaptation` in its card; others never adapt).
+    pub fn without_adaptation(mut self) -> Self {
+        self.profile = None;
+        self
+    }
+
+    /// Continues a caller's profile from an earlier pipeline (one call split over several
+    /// recordings); `None` leaves this pipeline's own.
+    pub fn continue_profile(&mut self, profile: Option<SpeakerProfile>) {
+        if profile.is_some() && self.profile.is_some() {
+            self.profile = profile;
+        }
+    }
+
+    /// The caller's profile so far (`None` when this pipeline does not adapt).
+    pub fn take_profile(&mut self) -> Option<SpeakerProfile> {
+        self.profile.take()
     }
 
     /// Feeds samples at the input rate; appends every window completed by them.
@@ -290,9 +313,12 @@ impl WindowPipeline {
                 None
             }
             (Some(logmel), true) => {
-                let values = logmel
+                let mut values = logmel
                     .window_logmel_ahead(w.start_sample, w.len, ahead)
                     .ok_or_else(|| Error::Model("log-mel frames missing for a window".into()))?;
+                if let Some(profile) = self.profile.as_mut() {
+                    profile.adapt(&mut values);
+                }
                 Some(WindowInput {
                     frames: values.len() / self.features.n_mels,
                     values,

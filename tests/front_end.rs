@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use sentio::audio::pcm::encode;
 use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, decode_file, decode_path};
 use sentio::features::{self, FeatureKind};
+use sentio::features::{AdaptationConfig, SpeakerProfile};
+use sentio::model::ModelCard;
 use sentio::model::builtin::Builtin;
 use sentio::pipeline::{PreparedWindow, WindowPipeline, WindowSpec};
 use sentio::{Error, FeatureConfig};
@@ -141,12 +143,26 @@ fn absurd_rates_and_configs_are_rejected() {
 /// the windows (index, start sample, network input) and the input samples each window's
 /// end needed.
 fn stream(bytes: &[u8], chunks: &[usize], rate: u32, spec: WindowSpec) -> Vec<PreparedWindow> {
-    let model = Builtin::named("default")
+    stream_with(&default_card(), bytes, chunks, rate, spec)
+}
+
+fn default_card() -> ModelCard {
+    Builtin::named("default")
         .unwrap()
         .load(&candle_core::Device::Cpu)
-        .unwrap();
+        .unwrap()
+        .card
+}
+
+fn stream_with(
+    card: &ModelCard,
+    bytes: &[u8],
+    chunks: &[usize],
+    rate: u32,
+    spec: WindowSpec,
+) -> Vec<PreparedWindow> {
     let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
-    let mut pipeline = WindowPipeline::new(&model.card, rate, spec, -200.0).unwrap();
+    let mut pipeline = WindowPipeline::new(card, rate, spec, -200.0).unwrap();
     let resampler = StreamResampler::new(rate, 16_000).unwrap();
     let (mut decoded, mut out) = (Vec::new(), Vec::new());
     let mut rest = bytes;
@@ -198,6 +214,39 @@ proptest! {
             let slice = &audio[w.start_ms as usize * 16..w.end_ms as usize * 16];
             let offline = features::compute(FeatureKind::Logmel, slice, &config).unwrap();
             prop_assert_eq!(&offline.data, &w.input.as_ref().unwrap().values);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// A model that reads windows against the caller's running spectrum: any chunking gives
+    /// the same windows, and each is the unadapted window read against the profile of the
+    /// windows before it and itself, in order.
+    #[test]
+    fn adapting_to_the_caller_is_chunking_independent(
+        chunks in prop::collection::vec(1usize..5000, 1..6),
+        rate in prop::sample::select(vec![8_000u32, 16_000, 44_100, 48_000]),
+    ) {
+        let plain = default_card();
+        let adaptation = AdaptationConfig { prior: vec![-45.0; plain.features.n_mels], prior_windows: 4.0 };
+        let card = ModelCard { adaptation: Some(adaptation.clone()), ..plain.clone() };
+        let speech = decode_path(&fixture("speech_long_16k.wav")).unwrap();
+        let input = StreamResampler::resample_all(16_000, rate, &speech.samples).unwrap();
+        let bytes = encode(&input, SampleFormat::S16Le);
+        let spec = WindowSpec { window_ms: 1000, hop_ms: 500 };
+        let whole = stream_with(&card, &bytes, &[bytes.len()], rate, spec);
+        let windows = stream_with(&card, &bytes, &chunks, rate, spec);
+        prop_assert_eq!(&windows, &whole);
+        let unadapted = stream_with(&plain, &bytes, &[bytes.len()], rate, spec);
+        prop_assert_eq!(unadapted.len(), windows.len());
+        let mut profile = SpeakerProfile::new(&adaptation);
+        for (a, u) in windows.iter().zip(&unadapted) {
+            let mut expected = u.input.as_ref().unwrap().values.clone();
+            profile.adapt(&mut expected);
+            prop_assert_eq!(&a.input.as_ref().unwrap().values, &expected);
+            prop_assert_ne!(&a.input, &u.input);
         }
     }
 }

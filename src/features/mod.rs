@@ -5,6 +5,7 @@
 //! frame, the order the model and the streaming code want), exported as librosa's
 //! features x frames.
 
+pub mod adaptation;
 pub mod chroma;
 pub mod framewise;
 pub mod mel;
@@ -12,6 +13,7 @@ pub mod mfcc;
 pub mod stft;
 pub mod streaming;
 
+pub use adaptation::{AdaptationConfig, SpeakerProfile};
 pub use chroma::{ChromaFilter, chroma_stft, estimate_tuning};
 pub use framewise::{rms, zero_crossing_rate};
 pub use mel::{MelFilterbank, power_to_db};

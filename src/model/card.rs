@@ -40,6 +40,10 @@ pub struct ModelCard {
     #[serde(default)]
     pub metrics: serde_json::Value,
     pub license: String,
+    /// Present when the network was trained on windows read against the caller's running
+    /// spectrum (`features::adaptation`); streams then adapt unless they opt out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<crate::features::AdaptationConfig>,
 }
 
 impl ModelCard {
@@ -112,6 +116,16 @@ impl ModelCard {
             return Err(Error::Model(
                 "model.json: normalization mean/std invalid".into(),
             ));
+        }
+        if let Some(adaptation) = &self.adaptation {
+            if self.architecture.spec().input() != crate::model::ModelInput::LogMelFrames {
+                return Err(Error::Model(
+                    "model.json: adaptation needs a log-mel model".into(),
+                ));
+            }
+            adaptation
+                .validate(self.features.n_mels)
+                .map_err(|e| Error::Model(format!("model.json: {e}")))?;
         }
         self.architecture.spec().validate(self)
     }

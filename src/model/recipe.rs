@@ -116,6 +116,25 @@ pub struct Recipe {
     /// square root of each corpus' size.
     #[serde(default)]
     pub corpus_balance: f64,
+    /// Read each window against its speaker's spectrum, as a stream reads it against the
+    /// call so far (`features::adaptation`); the card then carries the prior.
+    #[serde(default)]
+    pub speaker_adaptation: bool,
+    /// Windows of evidence the training set's mean spectrum is worth in a profile.
+    #[serde(default = "default_prior_windows")]
+    pub adaptation_prior_windows: f32,
+    /// Most earlier clips of the speaker a training window's profile is built from (a
+    /// random number up to this, so early and late moments of a call are both seen).
+    #[serde(default = "default_adaptation_clips")]
+    pub adaptation_max_clips: usize,
+}
+
+fn default_prior_windows() -> f32 {
+    4.0
+}
+
+fn default_adaptation_clips() -> usize {
+    30
 }
 
 impl Recipe {
@@ -163,6 +182,9 @@ impl Default for Recipe {
             corpus_adversary: 0.0,
             average_last_epochs: 0,
             corpus_balance: 0.0,
+            speaker_adaptation: false,
+            adaptation_prior_windows: default_prior_windows(),
+            adaptation_max_clips: default_adaptation_clips(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rayon::prelude::*;
 use sentio::audio::{DecodedAudio, SampleFormat, StreamResampler};
-use sentio::classify::classify_audio;
+use sentio::classify::{classify_audio, classify_audio_in_call};
 use sentio::model::{LABELS, Model};
 
 use crate::augment::{self, Codec};
@@ -168,9 +168,62 @@ pub fn evaluate(
             result
         })
         .collect::<Result<_>>()?;
+    Ok(decisions_of(model, conditions, &per_clip))
+}
+
+/// The call-level protocol: each speaker's clips, in a random order fixed by `seed`, are
+/// one call, read through the server's clip path with the caller's profile carried from
+/// clip to clip (an adapting model), and each clip is scored on its own windows. For a
+/// model without adaptation it equals [`evaluate`].
+pub fn evaluate_calls(
+    model: &Model,
+    clips: &[Clip],
+    conditions: &[Condition],
+    silence_dbfs: f32,
+    seed: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Decisions>> {
+    let sr = model.card.features.sr;
+    let calls = crate::adapt::call_orders(clips, seed);
+    let scored: Vec<Vec<(usize, ClipMeans)>> = calls
+        .par_iter()
+        .map(|order| {
+            let mut profiles = vec![None; conditions.len()];
+            order
+                .iter()
+                .map(|&i| {
+                    let y = load_clip(&clips[i], sr)?;
+                    let result = conditions
+                        .iter()
+                        .zip(&mut profiles)
+                        .map(|(c, profile)| {
+                            let audio = c.apply(&y, sr)?;
+                            let decision =
+                                classify_audio_in_call(model, &audio, silence_dbfs, profile)?;
+                            Ok((!decision.mean.is_empty()).then_some(decision.mean))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    progress.inc(1);
+                    Ok((i, result))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    let mut per_clip = vec![Vec::new(); clips.len()];
+    for (i, result) in scored.into_iter().flatten() {
+        per_clip[i] = result;
+    }
+    Ok(decisions_of(model, conditions, &per_clip))
+}
+
+/// A clip's speech-window mean in each condition (`None`: no speech).
+type ClipMeans = Vec<Option<Vec<f32>>>;
+
+/// Per-condition decisions from each clip's per-condition speech means.
+fn decisions_of(model: &Model, conditions: &[Condition], per_clip: &[ClipMeans]) -> Vec<Decisions> {
     let classes = model.card.labels.len();
     let uniform = in_all_labels(&model.card.labels, &vec![1.0 / classes as f32; classes]);
-    Ok(conditions
+    conditions
         .iter()
         .enumerate()
         .map(|(i, &condition)| {
@@ -188,7 +241,7 @@ pub fn evaluate(
                 silent,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// A distribution over a model's labels, spread over all of [`LABELS`] (0 for a label the

@@ -1,6 +1,7 @@
 //! Sentio's training library: corpus loading, augmentation, feature caching, training,
 //! evaluation protocols and reports. Features and models come from the `sentio` crate
 //! itself, so training and serving share one implementation.
+pub mod adapt;
 pub mod adversary;
 pub mod augment;
 pub mod batch;

@@ -18,7 +18,9 @@ use clap::Parser;
 use sentio::model::{Architecture, LABELS, ModelCard, Recipe};
 use sentio_train::data::{Clip, Dataset, SpeakerSplit, scan, weights_license};
 use sentio_train::protocol::{self, Partition, Protocol};
-use sentio_train::run::{evaluate_dir, new_card, report_and_record, train_partition};
+use sentio_train::run::{
+    call_protocol, evaluate_dir, new_card, report_and_record, train_partition,
+};
 use sentio_train::train::TrainConfig;
 
 /// Train and evaluate Sentio's speech-emotion models.
@@ -217,8 +219,9 @@ fn main() -> Result<()> {
                 &args.labels,
             );
             let outcome = train_partition(card, &config, &partition, &device, &dir)?;
-            let (_, decisions) = evaluate_dir(&dir, &partition.test, &device)?;
-            let tables = report_and_record(&dir, &partition.test, &decisions, true)?;
+            let (model, decisions) = evaluate_dir(&dir, &partition.test, &device)?;
+            let mut tables = report_and_record(&dir, &partition.test, &decisions, true)?;
+            tables += &call_protocol(&model, &partition.test, &decisions)?;
             let text = format!(
                 "# `{}`, {}\n\nProduced by `{}`: features {:.1} min, training {:.1} min on {}, best validation UAR {:.3}. Train {} clips, validation {}, test {}.\n\n{tables}",
                 architecture.name(),
@@ -292,7 +295,9 @@ fn evaluate_model(
     let clips = &clips;
     let (model, decisions) = evaluate_dir(dir, clips, device)?;
     // Only test figures go into the card's metrics.
-    let tables = report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
+    let mut tables =
+        report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
+    tables += &call_protocol(&model, clips, &decisions)?;
     let text = format!(
         "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} by `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
         model.card.id,

@@ -174,3 +174,47 @@ pub fn protocol_summary(
     out.push('\n');
     out
 }
+
+/// The call-level protocol beside clip-by-clip scoring: UAR per set and condition, each
+/// clip alone (`per_clip`) and each speaker's clips read as one call (`calls`); 8 classes,
+/// then each set decided among its own classes.
+pub fn call_protocol_table(clips: &[Clip], per_clip: &[Decisions], calls: &[Decisions]) -> String {
+    let mut sets: Vec<(String, Option<crate::data::Dataset>)> = vec![("all".into(), None)];
+    for d in crate::data::Dataset::ALL {
+        if clips.iter().any(|c| c.dataset == d) {
+            sets.push((d.name().into(), Some(d)));
+        }
+    }
+    let mut out = String::new();
+    for own in [false, true] {
+        out += if own {
+            "\nEach set decided among its own classes:\n\n"
+        } else {
+            "8 classes:\n\n"
+        };
+        out += "| set |";
+        let mut rule = String::from("|---|");
+        for d in per_clip {
+            let name = d.condition.name();
+            let _ = write!(out, " {name}, each clip alone | {name}, as calls |");
+            rule.push_str("---:|---:|");
+        }
+        let _ = writeln!(out, "\n{rule}");
+        for (name, dataset) in &sets {
+            let _ = write!(out, "| {name} |");
+            for (alone, call) in per_clip.iter().zip(calls) {
+                let keep = crate::evaluate::of_dataset(*dataset);
+                let uar = |d: &Decisions| {
+                    if own {
+                        d.confusion_within_own_classes(clips, &keep).uar()
+                    } else {
+                        d.confusion(clips, &keep).uar()
+                    }
+                };
+                let _ = write!(out, " {:.3} | **{:.3}** |", uar(alone), uar(call));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

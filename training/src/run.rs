@@ -12,7 +12,7 @@ use sentio::model::{Architecture, LABELS, Model, ModelCard, Normalization, Recip
 use crate::cache::{CachedClip, prepare};
 use crate::data::{Clip, Dataset};
 use crate::eval::Summary;
-use crate::evaluate::{Condition, Decisions, evaluate};
+use crate::evaluate::{Condition, Decisions, evaluate, evaluate_calls};
 use crate::protocol::Partition;
 use crate::report::{confusion_png, confusion_table, summary_table};
 use crate::train::{TrainConfig, TrainSet, Trained, train};
@@ -47,6 +47,7 @@ pub fn new_card(architecture: Architecture, license: &str, labels: &[String]) ->
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
         license: license.into(),
+        adaptation: None,
     }
 }
 
@@ -88,6 +89,16 @@ pub fn train_partition(
         card.kind()
     );
     card.normalization = normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
+    let adaptation = recipe.speaker_adaptation.then(|| {
+        crate::adapt::SpeakerWindows::new(
+            &partition.train,
+            &train_cache,
+            card.features.n_mels,
+            recipe.adaptation_prior_windows,
+            recipe.adaptation_max_clips,
+        )
+    });
+    card.adaptation = adaptation.as_ref().map(|a| a.config.clone());
     let train_set = TrainSet {
         labels: output_indices(&card, &partition.train)?,
         corpora: partition
@@ -101,8 +112,18 @@ pub fn train_partition(
             })
             .collect(),
         variants: train_cache.iter().map(|v| v.as_slice()).collect(),
+        adaptation: adaptation.as_ref(),
     };
     let val: Vec<&CachedClip> = val_cache.iter().map(|v| &v[0]).collect();
+    // An adapting model is validated as it will be tested: each speaker's clips as a call.
+    let val_calls = card
+        .adaptation
+        .as_ref()
+        .map(|a| crate::adapt::adapt_as_calls(a, &partition.val, &val, config.seed));
+    let val: Vec<&CachedClip> = match &val_calls {
+        Some(adapted) => adapted.iter().collect(),
+        None => val,
+    };
     let val_labels = output_indices(&card, &partition.val)?;
     let train_started = Instant::now();
     let Trained {
@@ -176,6 +197,26 @@ pub fn evaluate_dir(
     )?;
     progress.finish_and_clear();
     Ok((model, decisions))
+}
+
+/// For a model that adapts to its caller, `EVAL.md`'s call-level section: each speaker's
+/// clips as one call (random order, seed 1), against the clip-by-clip `decisions`; empty
+/// for other models.
+pub fn call_protocol(model: &Model, clips: &[Clip], decisions: &[Decisions]) -> Result<String> {
+    if model.card.adaptation.is_none() {
+        return Ok(String::new());
+    }
+    let started = Instant::now();
+    let progress = progress_bar(clips.len(), "calls");
+    let conditions: Vec<Condition> = decisions.iter().map(|d| d.condition).collect();
+    let silence = sentio::pipeline::DEFAULT_SILENCE_DBFS;
+    let calls = evaluate_calls(model, clips, &conditions, silence, 1, &progress)?;
+    progress.finish_and_clear();
+    Ok(format!(
+        "\n## The call-level protocol\n\nThe model reads each window against the caller's running spectrum. Each speaker's clips, in a random order, are read as one call (the profile carried from clip to clip), and each clip is scored on its own windows ({:.1} min).\n\n{}",
+        started.elapsed().as_secs_f64() / 60.0,
+        crate::report::call_protocol_table(clips, decisions, &calls)
+    ))
 }
 
 /// `EVAL.md`'s tables for one model (8 and 7 classes, per corpus and condition, confusion

@@ -37,6 +37,8 @@ pub struct TrainSet<'a> {
     /// Per clip, its corpus (0, 1, ... in any fixed order), for the corpus adversary.
     pub corpora: Vec<usize>,
     pub variants: Vec<&'a [CachedClip]>,
+    /// Each clip's speaker's other clips, when windows are read against their speaker.
+    pub adaptation: Option<&'a crate::adapt::SpeakerWindows>,
 }
 
 /// Re-initializes every variable from a seeded generator (candle's CPU RNG cannot be
@@ -390,10 +392,18 @@ impl Run<'_> {
                         recipe.pad_with_floor,
                         &mut self.rng,
                     );
+                    // The earlier speech of the window's call goes through the same
+                    // feature-space augmentations as the window (same voice, same line).
+                    let mut earlier = train_set
+                        .adaptation
+                        .and_then(|a| a.earlier_speech(c, pick, &mut self.rng));
                     if recipe.mel_shift_bands > 0 && self.rng.random_bool(recipe.mel_shift_prob) {
                         let max = recipe.mel_shift_bands as i64;
                         let shift = self.rng.random_range(-max..=max) as isize;
                         shift_mel(&mut window, n_mels, shift);
+                        if let Some((mean, _)) = earlier.as_mut() {
+                            shift_mel(mean, n_mels, shift);
+                        }
                     }
                     if recipe.colour_prob > 0.0 && self.rng.random_bool(recipe.colour_prob) {
                         let tilt = recipe.colour_tilt_db;
@@ -407,6 +417,12 @@ impl Run<'_> {
                             (n_mels, 0.0)
                         };
                         colour(&mut window, n_mels, tilt, from, slope);
+                        if let Some((mean, _)) = earlier.as_mut() {
+                            colour(mean, n_mels, tilt, from, slope);
+                        }
+                    }
+                    if let Some(adaptation) = train_set.adaptation {
+                        adaptation.adapt(&mut window, earlier);
                     }
                     flat.extend(window);
                 }

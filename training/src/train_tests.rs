@@ -21,6 +21,7 @@ fn card() -> ModelCard {
         training: serde_json::Value::Null,
         metrics: serde_json::Value::Null,
         license: String::new(),
+        adaptation: None,
     }
 }
 
@@ -66,6 +67,7 @@ fn tiny_run(corpus_adversary: f32, mixup_alpha: f32, average_last_epochs: usize)
         // Two "corpora" that say nothing about the class.
         corpora: (0..labels.len()).map(|i| (i / 8) % 2).collect(),
         variants: clips.iter().map(|v| v.as_slice()).collect(),
+        adaptation: None,
     };
     let val: Vec<&CachedClip> = clips.iter().map(|v| &v[0]).collect();
     let config = TrainConfig {
