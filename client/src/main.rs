@@ -89,6 +89,14 @@ async fn main() -> anyhow::Result<()> {
                 info.license,
                 info.training_data.join(", ")
             );
+            println!(
+                "speaker adaptation: {}",
+                if info.speaker_adaptation {
+                    "streams read windows against the caller's voice so far (opt out: --speaker-adaptation off)"
+                } else {
+                    "no (each window is read on its own)"
+                }
+            );
             println!("metrics: {}", info.metrics_json);
             Ok(())
         }

@@ -11,8 +11,8 @@ use clap::Args;
 use sentio::audio::container::decode_file_channels;
 use sentio::audio::{SampleFormat, pcm::encode};
 use sentio::proto::{
-    ChannelMode, EndReason, StreamConfig, StreamEmotionsRequest, WindowPrediction,
-    stream_emotions_request::Request, stream_emotions_response::Response,
+    ChannelMode, EndReason, SpeakerAdaptation, StreamConfig, StreamEmotionsRequest,
+    WindowPrediction, stream_emotions_request::Request, stream_emotions_response::Response,
 };
 use sentio::report::StreamEvent;
 use tokio::io::AsyncReadExt;
@@ -50,6 +50,10 @@ pub(crate) struct StreamArgs {
     /// recording): windows and a summary per channel. Without it channels are mixed.
     #[arg(long)]
     separate_channels: bool,
+    /// Read each window against the caller's voice so far: `model` (on when the model was
+    /// trained for it), `on` or `off`.
+    #[arg(long, value_enum, default_value_t = Adaptation::Model)]
+    speaker_adaptation: Adaptation,
     /// Window and hop in ms (0: the model's defaults).
     #[arg(long, default_value_t = 0)]
     window_ms: u32,
@@ -177,6 +181,11 @@ pub(crate) async fn run(conn: &ConnectArgs, args: StreamArgs) -> anyhow::Result<
                 ChannelMode::Separate
             } else {
                 ChannelMode::Mix
+            } as i32,
+            speaker_adaptation: match args.speaker_adaptation {
+                Adaptation::Model => SpeakerAdaptation::Unspecified,
+                Adaptation::On => SpeakerAdaptation::On,
+                Adaptation::Off => SpeakerAdaptation::Off,
             } as i32,
         };
         let from = (resume_at_ms * rate as u64 / 1000) as usize * frame;
@@ -416,4 +425,12 @@ pub(crate) fn print_response(response: Response, json: bool, separate_channels: 
         }
         _ => {}
     }
+}
+
+/// `--speaker-adaptation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Adaptation {
+    Model,
+    On,
+    Off,
 }

@@ -103,6 +103,7 @@ impl EmotionRecognizer for EmotionService {
             },
             license: card.license.clone(),
             training_data: card.training_data(),
+            speaker_adaptation: card.adaptation.is_some(),
         }))
     }
 }

@@ -23,7 +23,7 @@ use super::stream_config::{Accepted, accept, check_chunk};
 use crate::audio::PcmDecoder;
 use crate::pipeline::{PreparedWindow, WindowPipeline};
 use crate::proto::{
-    StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted,
+    SpeakerAdaptation, StreamConfig, StreamEmotionsRequest, StreamEmotionsResponse, StreamStarted,
     stream_emotions_request::Request, stream_emotions_response::Response,
 };
 
@@ -152,7 +152,15 @@ impl Session {
         .and_then(|d| {
             let silence = ctx.config.silence_dbfs;
             let pipelines = (0..if separate { accepted.channels } else { 1 })
-                .map(|_| WindowPipeline::new(card, accepted.rate, accepted.spec, silence))
+                .map(|_| {
+                    let pipeline =
+                        WindowPipeline::new(card, accepted.rate, accepted.spec, silence)?;
+                    Ok(if accepted.adapt {
+                        pipeline
+                    } else {
+                        pipeline.without_adaptation()
+                    })
+                })
                 .collect::<crate::Result<Vec<_>>>()?;
             Ok((d, pipelines))
         });
@@ -165,6 +173,11 @@ impl Session {
             window_ms: accepted.spec.window_ms,
             hop_ms: accepted.spec.hop_ms,
             stream_id: accepted.stream_id.clone(),
+            speaker_adaptation: if accepted.adapt {
+                SpeakerAdaptation::On
+            } else {
+                SpeakerAdaptation::Off
+            } as i32,
             ..config
         };
         let started = StreamStarted {

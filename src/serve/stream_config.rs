@@ -9,7 +9,7 @@ use crate::audio::pcm::MAX_CHANNELS;
 use crate::audio::resample::validate_rate;
 use crate::model::ModelCard;
 use crate::pipeline::WindowSpec;
-use crate::proto::{AudioEncoding, ChannelMode, StreamConfig};
+use crate::proto::{AudioEncoding, ChannelMode, SpeakerAdaptation, StreamConfig};
 
 /// Most channels analysed separately in one stream or recording: each costs what a stream
 /// costs, so a wider frame is mixed, or split over several streams.
@@ -31,6 +31,23 @@ pub fn separate_channels(channel_mode: i32, channels: usize) -> Result<bool, Sta
     }
 }
 
+/// Whether a stream adapts to its caller: `speaker_adaptation` against what the model can.
+pub fn adapts(speaker_adaptation: i32, card: &ModelCard) -> Result<bool, Status> {
+    let trained = card.adaptation.is_some();
+    match SpeakerAdaptation::try_from(speaker_adaptation) {
+        Ok(SpeakerAdaptation::Unspecified) => Ok(trained),
+        Ok(SpeakerAdaptation::Off) => Ok(false),
+        Ok(SpeakerAdaptation::On) if trained => Ok(true),
+        Ok(SpeakerAdaptation::On) => Err(Status::invalid_argument(format!(
+            "config.speaker_adaptation: model {} was not trained to adapt to its caller (ModelInfo.speaker_adaptation is false)",
+            card.id
+        ))),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "config.speaker_adaptation {speaker_adaptation} is not a known SpeakerAdaptation"
+        ))),
+    }
+}
+
 /// Validated stream configuration.
 pub struct Accepted {
     pub format: SampleFormat,
@@ -43,6 +60,8 @@ pub struct Accepted {
     pub resume_at_ms: u64,
     /// Each channel analysed on its own (`CHANNEL_MODE_SEPARATE`).
     pub separate_channels: bool,
+    /// Windows read against the caller's running spectrum.
+    pub adapt: bool,
 }
 
 impl Accepted {
@@ -131,6 +150,7 @@ pub fn accept(
             config.resume_at_ms, spec.hop_ms
         )));
     }
+    let adapt = adapts(config.speaker_adaptation, card)?;
     let stream_id = if config.stream_id.is_empty() {
         format!("stream-{fallback_id}")
     } else {
@@ -145,6 +165,7 @@ pub fn accept(
         include_silence: config.include_silence,
         resume_at_ms: config.resume_at_ms,
         separate_channels,
+        adapt,
     })
 }
 
