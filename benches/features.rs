@@ -7,7 +7,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sentio::FeatureConfig;
 use sentio::audio::pcm::encode;
 use sentio::audio::{PcmDecoder, SampleFormat, StreamResampler, decode_path};
-use sentio::features::{self, FeatureKind, StreamingLogMel};
+use sentio::features::{self, AdaptationConfig, FeatureKind, StreamingLogMel};
+use sentio::model::ModelCard;
 use sentio::model::builtin::Builtin;
 use sentio::model::seed::seed_features;
 use sentio::pipeline::{WindowPipeline, WindowSpec};
@@ -83,19 +84,37 @@ fn call_pipeline(c: &mut Criterion) {
         .unwrap();
     let spec = WindowSpec::resolve(&model.card, 0, 0).unwrap();
     let bytes = encode(&clip_3s(8_000).repeat(4), SampleFormat::MuLaw);
-    c.bench_function("stream_12s_mulaw8k_20ms_frames_window_pipeline", |b| {
-        b.iter(|| {
-            let mut decoder = PcmDecoder::new(SampleFormat::MuLaw, 1).unwrap();
-            let mut pipeline = WindowPipeline::new(&model.card, 8_000, spec, -200.0).unwrap();
-            let (mut samples, mut windows) = (Vec::new(), Vec::new());
-            for frame in bytes.chunks(160) {
-                samples.clear();
-                decoder.decode(frame, &mut samples).unwrap();
-                pipeline.push(&samples, &mut windows).unwrap();
-            }
-            windows.len()
-        })
-    });
+    // The same call read against the caller's running spectrum (`features::adaptation`),
+    // and read window by window.
+    let adapting = ModelCard {
+        adaptation: Some(model.card.adaptation.clone().unwrap_or(AdaptationConfig {
+            prior: vec![-45.0; model.card.features.n_mels],
+            prior_windows: 4.0,
+        })),
+        ..model.card.clone()
+    };
+    let plain = ModelCard {
+        adaptation: None,
+        ..model.card.clone()
+    };
+    for (name, card) in [("", &plain), ("_adapting", &adapting)] {
+        c.bench_function(
+            &format!("stream_12s_mulaw8k_20ms_frames_window_pipeline{name}"),
+            |b| {
+                b.iter(|| {
+                    let mut decoder = PcmDecoder::new(SampleFormat::MuLaw, 1).unwrap();
+                    let mut pipeline = WindowPipeline::new(card, 8_000, spec, -200.0).unwrap();
+                    let (mut samples, mut windows) = (Vec::new(), Vec::new());
+                    for frame in bytes.chunks(160) {
+                        samples.clear();
+                        decoder.decode(frame, &mut samples).unwrap();
+                        pipeline.push(&samples, &mut windows).unwrap();
+                    }
+                    windows.len()
+                })
+            },
+        );
+    }
 }
 
 criterion_group!(benches, clip_features, per_hop, call_pipeline);
