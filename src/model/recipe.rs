@@ -127,6 +127,11 @@ pub struct Recipe {
     /// random number up to this, so early and late moments of a call are both seen).
     #[serde(default = "default_adaptation_clips")]
     pub adaptation_max_clips: usize,
+    /// Probability that a training window's profile holds no earlier clip (the window is
+    /// read as the first of a call, or as a clip Classify gets alone); otherwise 0 to
+    /// `adaptation_max_clips` earlier clips, uniformly.
+    #[serde(default)]
+    pub adaptation_alone_prob: f64,
 }
 
 fn default_prior_windows() -> f32 {
@@ -185,6 +190,7 @@ impl Default for Recipe {
             speaker_adaptation: false,
             adaptation_prior_windows: default_prior_windows(),
             adaptation_max_clips: default_adaptation_clips(),
+            adaptation_alone_prob: 0.0,
         }
     }
 }

@@ -23,6 +23,7 @@ pub struct SpeakerWindows {
     /// Per clip, the other clips of its speaker.
     same_speaker: Vec<Vec<usize>>,
     max_clips: usize,
+    alone_prob: f64,
 }
 
 /// Mean band spectrum of a clip's windows (each clamped as served) and their number.
@@ -47,6 +48,7 @@ impl SpeakerWindows {
         n_mels: usize,
         prior_windows: f32,
         max_clips: usize,
+        alone_prob: f64,
     ) -> Self {
         let clip_means: Vec<Vec<(Vec<f32>, usize)>> = cache
             .iter()
@@ -82,18 +84,22 @@ impl SpeakerWindows {
             clip_means,
             same_speaker,
             max_clips,
+            alone_prob,
         }
     }
 
     /// Earlier speech of the call that `clip` (in `variant`) belongs to: the mean spectrum
     /// of 0 to `max_clips` random other clips of its speaker and their window count, or
-    /// `None` when none was drawn.
+    /// `None` when none was drawn (always, with probability `alone_prob`).
     pub fn earlier_speech(
         &self,
         clip: usize,
         variant: usize,
         rng: &mut StdRng,
     ) -> Option<(Vec<f32>, usize)> {
+        if self.alone_prob > 0.0 && rng.random_bool(self.alone_prob) {
+            return None;
+        }
         let others = &self.same_speaker[clip];
         let k = rng.random_range(0..=others.len().min(self.max_clips));
         let mut sum = vec![0.0f32; self.n_mels];
@@ -210,7 +216,7 @@ mod tests {
         let cache: Vec<Vec<CachedClip>> = (0..clips.len())
             .map(|i| vec![cached(-10.0 * i as f32)])
             .collect();
-        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30);
+        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30, 0.0);
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..50 {
             if let Some((mean, n)) = speakers.earlier_speech(0, 0, &mut rng) {
@@ -227,7 +233,7 @@ mod tests {
     fn a_window_without_earlier_speech_is_read_as_a_stream_reads_its_first() {
         let clips = [clip("a"), clip("a")];
         let cache = vec![vec![cached(-10.0)], vec![cached(-30.0)]];
-        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30);
+        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30, 0.0);
         let mut window = vec![-12.0, -8.0, -12.0, -8.0];
         let mut served = window.clone();
         speakers.adapt(&mut window, None);

@@ -96,6 +96,7 @@ pub fn train_partition(
             card.features.n_mels,
             recipe.adaptation_prior_windows,
             recipe.adaptation_max_clips,
+            recipe.adaptation_alone_prob,
         )
     });
     card.adaptation = adaptation.as_ref().map(|a| a.config.clone());
