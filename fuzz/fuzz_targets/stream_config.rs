@@ -70,6 +70,7 @@ struct Fields {
     include_silence: bool,
     resume_at_ms: u64,
     channel_mode: i32,
+    speaker_adaptation: i32,
 }
 
 fuzz_target!(|input: Input| {
@@ -90,6 +91,7 @@ fuzz_target!(|input: Input| {
             include_silence: f.include_silence,
             resume_at_ms: f.resume_at_ms,
             channel_mode: f.channel_mode,
+            speaker_adaptation: f.speaker_adaptation,
         },
     };
     let card = &CARDS[input.card as usize];

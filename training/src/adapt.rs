@@ -164,14 +164,26 @@ pub fn adapt_as_calls(
 /// Each speaker's clip indices in a random order fixed by `seed` (speakers in first-seen
 /// order): the calls of the call-level protocol.
 pub fn call_orders(clips: &[Clip], seed: u64) -> Vec<Vec<usize>> {
+    calls_by(clips, seed, |c| c.speaker.clone())
+}
+
+/// Calls that hold one emotion each: a speaker's clips of one label, in a random order. A
+/// caller who stays angry has an angry profile; this is the hard case for adaptation (the
+/// acted corpora mix every emotion within a speaker, real calls less so).
+pub fn single_emotion_call_orders(clips: &[Clip], seed: u64) -> Vec<Vec<usize>> {
+    calls_by(clips, seed, |c| format!("{}/{}", c.speaker, c.label))
+}
+
+fn calls_by(clips: &[Clip], seed: u64, key: impl Fn(&Clip) -> String) -> Vec<Vec<usize>> {
     use rand::SeedableRng;
-    let mut speakers: Vec<&str> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
     let mut orders: Vec<Vec<usize>> = Vec::new();
     for (i, c) in clips.iter().enumerate() {
-        match speakers.iter().position(|s| *s == c.speaker) {
-            Some(k) => orders[k].push(i),
+        let k = key(c);
+        match keys.iter().position(|s| *s == k) {
+            Some(n) => orders[n].push(i),
             None => {
-                speakers.push(&c.speaker);
+                keys.push(k);
                 orders.push(vec![i]);
             }
         }

@@ -171,20 +171,19 @@ pub fn evaluate(
     Ok(decisions_of(model, conditions, &per_clip))
 }
 
-/// The call-level protocol: each speaker's clips, in a random order fixed by `seed`, are
-/// one call, read through the server's clip path with the caller's profile carried from
-/// clip to clip (an adapting model), and each clip is scored on its own windows. For a
-/// model without adaptation it equals [`evaluate`].
+/// The call-level protocol: each of `calls` (e.g. a speaker's clips in a random order,
+/// `adapt::call_orders`) is one call, read through the server's clip path with the caller's
+/// profile carried from clip to clip (an adapting model), and each clip is scored on its
+/// own windows. For a model without adaptation it equals [`evaluate`].
 pub fn evaluate_calls(
     model: &Model,
     clips: &[Clip],
     conditions: &[Condition],
     silence_dbfs: f32,
-    seed: u64,
+    calls: &[Vec<usize>],
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Decisions>> {
     let sr = model.card.features.sr;
-    let calls = crate::adapt::call_orders(clips, seed);
     let scored: Vec<Vec<(usize, ClipMeans)>> = calls
         .par_iter()
         .map(|order| {

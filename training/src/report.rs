@@ -176,9 +176,15 @@ pub fn protocol_summary(
 }
 
 /// The call-level protocol beside clip-by-clip scoring: UAR per set and condition, each
-/// clip alone (`per_clip`) and each speaker's clips read as one call (`calls`); 8 classes,
-/// then each set decided among its own classes.
-pub fn call_protocol_table(clips: &[Clip], per_clip: &[Decisions], calls: &[Decisions]) -> String {
+/// clip alone (`per_clip`), each speaker's clips read as one call (`calls`) and each
+/// speaker's clips of one emotion as one call (`single`); 8 classes, then each set decided
+/// among its own classes.
+pub fn call_protocol_table(
+    clips: &[Clip],
+    per_clip: &[Decisions],
+    calls: &[Decisions],
+    single: &[Decisions],
+) -> String {
     let mut sets: Vec<(String, Option<crate::data::Dataset>)> = vec![("all".into(), None)];
     for d in crate::data::Dataset::ALL {
         if clips.iter().any(|c| c.dataset == d) {
@@ -190,19 +196,18 @@ pub fn call_protocol_table(clips: &[Clip], per_clip: &[Decisions], calls: &[Deci
         out += if own {
             "\nEach set decided among its own classes:\n\n"
         } else {
-            "8 classes:\n\n"
+            "8 classes (each cell: clip alone / as calls / as one-emotion calls):\n\n"
         };
         out += "| set |";
         let mut rule = String::from("|---|");
         for d in per_clip {
-            let name = d.condition.name();
-            let _ = write!(out, " {name}, each clip alone | {name}, as calls |");
-            rule.push_str("---:|---:|");
+            let _ = write!(out, " {} |", d.condition.name());
+            rule.push_str("---:|");
         }
         let _ = writeln!(out, "\n{rule}");
         for (name, dataset) in &sets {
             let _ = write!(out, "| {name} |");
-            for (alone, call) in per_clip.iter().zip(calls) {
+            for ((alone, call), one) in per_clip.iter().zip(calls).zip(single) {
                 let keep = crate::evaluate::of_dataset(*dataset);
                 let uar = |d: &Decisions| {
                     if own {
@@ -211,7 +216,13 @@ pub fn call_protocol_table(clips: &[Clip], per_clip: &[Decisions], calls: &[Deci
                         d.confusion(clips, &keep).uar()
                     }
                 };
-                let _ = write!(out, " {:.3} | **{:.3}** |", uar(alone), uar(call));
+                let _ = write!(
+                    out,
+                    " {:.3} / **{:.3}** / {:.3} |",
+                    uar(alone),
+                    uar(call),
+                    uar(one)
+                );
             }
             out.push('\n');
         }

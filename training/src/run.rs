@@ -201,22 +201,35 @@ pub fn evaluate_dir(
 }
 
 /// For a model that adapts to its caller, `EVAL.md`'s call-level section: each speaker's
-/// clips as one call (random order, seed 1), against the clip-by-clip `decisions`; empty
-/// for other models.
+/// clips as one call (random order, seed 1), and each speaker's clips of one emotion as one
+/// call, against the clip-by-clip `decisions`; empty for other models.
 pub fn call_protocol(model: &Model, clips: &[Clip], decisions: &[Decisions]) -> Result<String> {
     if model.card.adaptation.is_none() {
         return Ok(String::new());
     }
     let started = Instant::now();
-    let progress = progress_bar(clips.len(), "calls");
     let conditions: Vec<Condition> = decisions.iter().map(|d| d.condition).collect();
     let silence = sentio::pipeline::DEFAULT_SILENCE_DBFS;
-    let calls = evaluate_calls(model, clips, &conditions, silence, 1, &progress)?;
-    progress.finish_and_clear();
+    let mut scored = Vec::new();
+    for calls in [
+        crate::adapt::call_orders(clips, 1),
+        crate::adapt::single_emotion_call_orders(clips, 1),
+    ] {
+        let progress = progress_bar(clips.len(), "calls");
+        scored.push(evaluate_calls(
+            model,
+            clips,
+            &conditions,
+            silence,
+            &calls,
+            &progress,
+        )?);
+        progress.finish_and_clear();
+    }
     Ok(format!(
-        "\n## The call-level protocol\n\nThe model reads each window against the caller's running spectrum. Each speaker's clips, in a random order, are read as one call (the profile carried from clip to clip), and each clip is scored on its own windows ({:.1} min).\n\n{}",
+        "\n## The call-level protocol\n\nThe model reads each window against the caller's running spectrum. Each speaker's clips, in a random order, are read as one call (the profile carried from clip to clip), and each clip is scored on its own windows; then each speaker's clips of one emotion as one call, the hard case (an angry caller's profile is angry). {:.1} min.\n\n{}",
         started.elapsed().as_secs_f64() / 60.0,
-        crate::report::call_protocol_table(clips, decisions, &calls)
+        crate::report::call_protocol_table(clips, decisions, &scored[0], &scored[1])
     ))
 }
 
