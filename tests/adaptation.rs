@@ -40,12 +40,7 @@ fn asking(adaptation: SpeakerAdaptation) -> StreamConfig {
 }
 
 /// The config a stream's `StreamStarted` reports.
-async fn started_config(
-    client: &mut sentio::proto::emotion_recognizer_client::EmotionRecognizerClient<
-        tonic::transport::Channel,
-    >,
-    config: StreamConfig,
-) -> StreamConfig {
+async fn started_config(client: &mut Client, config: StreamConfig) -> StreamConfig {
     let first: Vec<StreamEmotionsRequest> = requests(config, &[], 1);
     let mut inbound = client
         .stream_emotions(tokio_stream::iter(first))
@@ -58,16 +53,20 @@ async fn started_config(
     }
 }
 
+type Client =
+    sentio::proto::emotion_recognizer_client::EmotionRecognizerClient<tonic::transport::Channel>;
+
+/// `GetModelInfo.speaker_adaptation`.
+async fn adapts(client: &mut Client) -> bool {
+    let info = client.get_model_info(GetModelInfoRequest {}).await.unwrap();
+    info.into_inner().speaker_adaptation
+}
+
 #[tokio::test]
 async fn an_adapting_model_adapts_streams_unless_they_opt_out() {
     let server = TestServer::start_engine(adapting_model().into(), |_| {}).await;
     let mut client = server.client().await;
-    let info = client
-        .get_model_info(GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(info.speaker_adaptation);
+    assert!(adapts(&mut client).await);
     for (asked, got) in [
         (SpeakerAdaptation::Unspecified, SpeakerAdaptation::On),
         (SpeakerAdaptation::On, SpeakerAdaptation::On),
@@ -117,12 +116,7 @@ async fn an_adapting_model_adapts_streams_unless_they_opt_out() {
 async fn a_model_without_adaptation_refuses_a_stream_that_asks_for_it() {
     let server = TestServer::start_engine(non_adapting_model().into(), |_| {}).await;
     let mut client = server.client().await;
-    let info = client
-        .get_model_info(GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!info.speaker_adaptation);
+    assert!(!adapts(&mut client).await);
     let effective = started_config(&mut client, asking(SpeakerAdaptation::Unspecified)).await;
     assert_eq!(effective.speaker_adaptation, SpeakerAdaptation::Off as i32);
 

@@ -68,11 +68,14 @@ impl SpeakerWindows {
             .iter()
             .map(|p| (p / windows.max(1) as f64) as f32)
             .collect();
+        let mut by_speaker = std::collections::HashMap::<&str, Vec<usize>>::new();
+        for (i, c) in clips.iter().enumerate() {
+            by_speaker.entry(&c.speaker).or_default().push(i);
+        }
         let same_speaker = (0..clips.len())
             .map(|i| {
-                (0..clips.len())
-                    .filter(|&j| j != i && clips[j].speaker == clips[i].speaker)
-                    .collect()
+                let all = &by_speaker[clips[i].speaker.as_str()];
+                all.iter().copied().filter(|&j| j != i).collect()
             })
             .collect();
         Self {
