@@ -19,6 +19,10 @@ pub enum Augmentation {
     NotebookStretchPitch,
     /// The phone channel (8 kHz, 300-3400 Hz, G.711 mu-law) at a random level.
     Telephony,
+    /// A phone line drawn per clip (`augment::Line::random`): mu-law or A-law, half of the
+    /// time a plain 8 kHz channel with no band-pass, otherwise corners around 300-3400 Hz;
+    /// a random level.
+    PhoneLine,
     /// Another speaker on another line: pitch shift of up to +-4 semitones, a 0.9-1.1 speed
     /// change, noise half of the time, then the phone channel with A-law or mu-law.
     SpeakerPhone,

@@ -136,12 +136,52 @@ pub fn speed(y: &[f32], sr: u32, factor: f32) -> Result<Vec<f32>> {
 /// decode, resample back to `sr` (the server's own 8 kHz -> model-rate path). Same length
 /// as the input.
 pub fn telephony(y: &[f32], sr: u32, codec: Codec) -> Result<Vec<f32>> {
+    let line = Line {
+        band_hz: Some((300.0, 3400.0)),
+        codec,
+    };
+    phone_line(y, sr, &line)
+}
+
+/// One phone line: an optional band-pass inside the 8 kHz channel, and its G.711 law.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Line {
+    /// High-pass and low-pass corners in Hz; `None` keeps the whole 0-4 kHz channel (a
+    /// plain 8 kHz line, as a softphone or SIP trunk delivers it).
+    pub band_hz: Option<(f64, f64)>,
+    pub codec: Codec,
+}
+
+impl Line {
+    /// A line as contact centers meet them: either law, and half of the time no band-pass
+    /// beyond the channel, otherwise corners drawn around the classic 300-3400 Hz.
+    pub fn random(rng: &mut impl Rng) -> Line {
+        let codec = if rng.random_bool(0.5) {
+            Codec::ALaw
+        } else {
+            Codec::MuLaw
+        };
+        let band_hz = rng.random_bool(0.5).then(|| {
+            (
+                rng.random_range(200.0..400.0),
+                rng.random_range(3000.0..3700.0),
+            )
+        });
+        Line { band_hz, codec }
+    }
+}
+
+/// `y` through `line`: resample to 8 kHz, band-limit, G.711 encode and decode, resample back
+/// to `sr` (the server's own 8 kHz -> model-rate path). Same length as the input.
+pub fn phone_line(y: &[f32], sr: u32, line: &Line) -> Result<Vec<f32>> {
     if y.is_empty() {
         return Ok(Vec::new());
     }
     let mut narrow = StreamResampler::resample_all(sr, PHONE_RATE, y)?;
-    telephone_band(&mut narrow, PHONE_RATE);
-    let format = match codec {
+    if let Some((low, high)) = line.band_hz {
+        band_pass(&mut narrow, PHONE_RATE, low, high);
+    }
+    let format = match line.codec {
         Codec::MuLaw => SampleFormat::MuLaw,
         Codec::ALaw => SampleFormat::ALaw,
     };
@@ -154,8 +194,12 @@ pub fn telephony(y: &[f32], sr: u32, codec: Codec) -> Result<Vec<f32>> {
 /// The telephone band, 300-3400 Hz (second-order Butterworth high- and low-pass), in place.
 /// The resampler's anti-aliasing already stops at half the rate.
 pub fn telephone_band(y: &mut [f32], sr: u32) {
-    biquad(y, Pass::High, 300.0, sr);
-    biquad(y, Pass::Low, 3400.0, sr);
+    band_pass(y, sr, 300.0, 3400.0);
+}
+
+fn band_pass(y: &mut [f32], sr: u32, low_hz: f64, high_hz: f64) {
+    biquad(y, Pass::High, low_hz, sr);
+    biquad(y, Pass::Low, high_hz, sr);
 }
 
 #[derive(Clone, Copy)]

@@ -135,6 +135,49 @@ fn telephony_keeps_voice_band_only() -> Result<()> {
 }
 
 #[test]
+fn a_plain_line_keeps_what_the_band_pass_cuts() -> Result<()> {
+    let n = SR as usize;
+    let middle = |y: &[f32]| mean_power(&y[n / 4..3 * n / 4]);
+    let low = tone(150.0, n);
+    let plain = Line {
+        band_hz: None,
+        codec: Codec::ALaw,
+    };
+    let banded = Line {
+        band_hz: Some((300.0, 3400.0)),
+        codec: Codec::ALaw,
+    };
+    let kept = db(middle(&phone_line(&low, SR, &plain)?) / middle(&low));
+    assert!(
+        kept.abs() < 1.0,
+        "plain line changed 150 Hz by {kept:.2} dB"
+    );
+    let cut = db(middle(&phone_line(&low, SR, &banded)?) / middle(&low));
+    assert!(cut < -6.0, "band-passed line kept 150 Hz at {cut:.2} dB");
+    // Both lines stop what an 8 kHz channel cannot carry, and keep the length.
+    let high = tone(6000.0, n);
+    for line in [plain, banded] {
+        let out = phone_line(&high, SR, &line)?;
+        assert_eq!(out.len(), n);
+        let drop = db(middle(&high) / middle(&out).max(1e-20));
+        assert!(drop > 30.0, "6 kHz dropped only {drop:.1} dB on {line:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn random_lines_cover_both_laws_and_both_kinds_of_band() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let lines: Vec<Line> = (0..200).map(|_| Line::random(&mut rng)).collect();
+    assert!(lines.iter().any(|l| l.codec == Codec::MuLaw));
+    assert!(lines.iter().any(|l| l.codec == Codec::ALaw));
+    assert!(lines.iter().any(|l| l.band_hz.is_none()));
+    for (low, high) in lines.iter().filter_map(|l| l.band_hz) {
+        assert!((200.0..400.0).contains(&low) && (3000.0..3700.0).contains(&high));
+    }
+}
+
+#[test]
 fn telephone_band_cuts_below_300_and_above_3400_hz() {
     let rate = 8000u32;
     let n = rate as usize;

@@ -56,6 +56,10 @@ pub fn augment(
             &augment::telephony(y, sr, augment::Codec::MuLaw)?,
             rng.random_range(-12.0..6.0),
         ),
+        Augmentation::PhoneLine => augment::gain_db(
+            &augment::phone_line(y, sr, &augment::Line::random(rng))?,
+            rng.random_range(-12.0..6.0),
+        ),
         Augmentation::SpeakerPhone => {
             let shifted = augment::pitch_shift(y, sr, rng.random_range(-4.0..4.0))?;
             let sped = augment::speed(&shifted, sr, rng.random_range(0.9..1.1))?;
