@@ -136,6 +136,11 @@ pub struct Recipe {
     /// `adaptation_max_clips` earlier clips, uniformly.
     #[serde(default)]
     pub adaptation_alone_prob: f64,
+    /// Probability that a training window's earlier clips are drawn from its speaker's clips
+    /// of the same emotion only (a caller who stays angry all call has an angry profile);
+    /// otherwise from all of the speaker's other clips.
+    #[serde(default)]
+    pub adaptation_same_emotion_prob: f64,
 }
 
 fn default_prior_windows() -> f32 {
@@ -195,6 +200,7 @@ impl Default for Recipe {
             adaptation_prior_windows: default_prior_windows(),
             adaptation_max_clips: default_adaptation_clips(),
             adaptation_alone_prob: 0.0,
+            adaptation_same_emotion_prob: 0.0,
         }
     }
 }

@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use sentio::features::AdaptationConfig;
 use sentio::features::adaptation::band_mean;
+use sentio::model::Recipe;
 
 use crate::cache::CachedClip;
 use crate::data::Clip;
@@ -20,10 +21,12 @@ pub struct SpeakerWindows {
     n_mels: usize,
     /// Per clip and variant: the mean band spectrum of its server windows, and how many.
     clip_means: Vec<Vec<(Vec<f32>, usize)>>,
-    /// Per clip, the other clips of its speaker.
+    /// Per clip, the other clips of its speaker, and those of them with its label.
     same_speaker: Vec<Vec<usize>>,
+    same_emotion: Vec<Vec<usize>>,
     max_clips: usize,
     alone_prob: f64,
+    same_emotion_prob: f64,
 }
 
 /// Mean band spectrum of a clip's windows (each clamped as served) and their number.
@@ -41,15 +44,8 @@ fn clip_mean(clip: &CachedClip, n_mels: usize) -> (Vec<f32>, usize) {
 
 impl SpeakerWindows {
     /// `cache[c]` holds clip `c`'s variants; the prior is the mean over the original
-    /// variant's windows.
-    pub fn new(
-        clips: &[Clip],
-        cache: &[Vec<CachedClip>],
-        n_mels: usize,
-        prior_windows: f32,
-        max_clips: usize,
-        alone_prob: f64,
-    ) -> Self {
+    /// variant's windows. The recipe's `adaptation_*` fields say how histories are drawn.
+    pub fn new(clips: &[Clip], cache: &[Vec<CachedClip>], n_mels: usize, recipe: &Recipe) -> Self {
         let clip_means: Vec<Vec<(Vec<f32>, usize)>> = cache
             .iter()
             .map(|variants| variants.iter().map(|v| clip_mean(v, n_mels)).collect())
@@ -72,28 +68,43 @@ impl SpeakerWindows {
         for (i, c) in clips.iter().enumerate() {
             by_speaker.entry(&c.speaker).or_default().push(i);
         }
-        let same_speaker = (0..clips.len())
+        let same_speaker: Vec<Vec<usize>> = (0..clips.len())
             .map(|i| {
                 let all = &by_speaker[clips[i].speaker.as_str()];
                 all.iter().copied().filter(|&j| j != i).collect()
             })
             .collect();
+        let same_emotion = same_speaker
+            .iter()
+            .enumerate()
+            .map(|(i, others)| {
+                let label = clips[i].label;
+                others
+                    .iter()
+                    .copied()
+                    .filter(|&j| clips[j].label == label)
+                    .collect()
+            })
+            .collect();
         Self {
             config: AdaptationConfig {
                 prior,
-                prior_windows,
+                prior_windows: recipe.adaptation_prior_windows,
             },
             n_mels,
             clip_means,
             same_speaker,
-            max_clips,
-            alone_prob,
+            same_emotion,
+            max_clips: recipe.adaptation_max_clips,
+            alone_prob: recipe.adaptation_alone_prob,
+            same_emotion_prob: recipe.adaptation_same_emotion_prob,
         }
     }
 
     /// Earlier speech of the call that `clip` (in `variant`) belongs to: the mean spectrum
-    /// of 0 to `max_clips` random other clips of its speaker and their window count, or
-    /// `None` when none was drawn (always, with probability `alone_prob`).
+    /// of 0 to `max_clips` random other clips of its speaker (with probability
+    /// `same_emotion_prob`, of its emotion only) and their window count, or `None` when none
+    /// was drawn (always, with probability `alone_prob`).
     pub fn earlier_speech(
         &self,
         clip: usize,
@@ -103,7 +114,12 @@ impl SpeakerWindows {
         if self.alone_prob > 0.0 && rng.random_bool(self.alone_prob) {
             return None;
         }
-        let others = &self.same_speaker[clip];
+        let same_emotion = self.same_emotion_prob > 0.0 && rng.random_bool(self.same_emotion_prob);
+        let others = if same_emotion {
+            &self.same_emotion[clip]
+        } else {
+            &self.same_speaker[clip]
+        };
         let k = rng.random_range(0..=others.len().min(self.max_clips));
         let mut sum = vec![0.0f32; self.n_mels];
         let mut windows = 0usize;
@@ -206,11 +222,24 @@ mod tests {
     use crate::data::Dataset;
 
     fn clip(speaker: &str) -> Clip {
+        labelled(speaker, 0)
+    }
+
+    fn labelled(speaker: &str, label: usize) -> Clip {
         Clip {
             path: "x.ogg".into(),
             dataset: Dataset::Crema,
             speaker: speaker.into(),
-            label: 0,
+            label,
+        }
+    }
+
+    fn recipe(same_emotion_prob: f64) -> Recipe {
+        Recipe {
+            adaptation_prior_windows: 4.0,
+            adaptation_max_clips: 30,
+            adaptation_same_emotion_prob: same_emotion_prob,
+            ..Recipe::default()
         }
     }
 
@@ -231,7 +260,7 @@ mod tests {
         let cache: Vec<Vec<CachedClip>> = (0..clips.len())
             .map(|i| vec![cached(-10.0 * i as f32)])
             .collect();
-        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30, 0.0);
+        let speakers = SpeakerWindows::new(&clips, &cache, 2, &recipe(0.0));
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..50 {
             if let Some((mean, n)) = speakers.earlier_speech(0, 0, &mut rng) {
@@ -248,12 +277,37 @@ mod tests {
     fn a_window_without_earlier_speech_is_read_as_a_stream_reads_its_first() {
         let clips = [clip("a"), clip("a")];
         let cache = vec![vec![cached(-10.0)], vec![cached(-30.0)]];
-        let speakers = SpeakerWindows::new(&clips, &cache, 2, 4.0, 30, 0.0);
+        let speakers = SpeakerWindows::new(&clips, &cache, 2, &recipe(0.0));
         let mut window = vec![-12.0, -8.0, -12.0, -8.0];
         let mut served = window.clone();
         speakers.adapt(&mut window, None);
         SpeakerProfile::new(&speakers.config).adapt(&mut served);
         assert_eq!(window, served);
+    }
+
+    #[test]
+    fn same_emotion_histories_hold_only_the_speakers_clips_of_that_emotion() {
+        let clips = [
+            labelled("a", 1),
+            labelled("a", 2),
+            labelled("a", 1),
+            labelled("b", 1),
+            labelled("a", 2),
+        ];
+        let cache: Vec<Vec<CachedClip>> = (0..clips.len())
+            .map(|i| vec![cached(-10.0 * i as f32)])
+            .collect();
+        let speakers = SpeakerWindows::new(&clips, &cache, 2, &recipe(1.0));
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut drawn = 0;
+        for _ in 0..50 {
+            if let Some((mean, n)) = speakers.earlier_speech(0, 0, &mut rng) {
+                // Only clip 2 (-20 dB): speaker a, label 1, not clip 0 itself.
+                assert_eq!((mean[0], n), (-20.0, 1));
+                drawn += 1;
+            }
+        }
+        assert!(drawn > 0);
     }
 
     #[test]

@@ -94,9 +94,7 @@ pub fn train_partition(
             &partition.train,
             &train_cache,
             card.features.n_mels,
-            recipe.adaptation_prior_windows,
-            recipe.adaptation_max_clips,
-            recipe.adaptation_alone_prob,
+            &recipe,
         )
     });
     card.adaptation = adaptation.as_ref().map(|a| a.config.clone());
