@@ -4,6 +4,7 @@
 
 mod bench;
 mod connect;
+mod input;
 mod media;
 mod stream;
 

@@ -3,23 +3,20 @@
 //! resumes the call on a new stream (`StreamConfig.resume_at_ms`) from the first window not
 //! yet answered whole, resending the audio it keeps for that.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use sentio::audio::container::decode_file_channels;
-use sentio::audio::{SampleFormat, pcm::encode};
+use sentio::audio::SampleFormat;
 use sentio::proto::{
     ChannelMode, EndReason, SpeakerAdaptation, StreamConfig, StreamEmotionsRequest,
     WindowPrediction, stream_emotions_request::Request, stream_emotions_response::Response,
 };
 use sentio::report::StreamEvent;
-use tokio::io::AsyncReadExt;
-use tokio::sync::Notify;
 
 use crate::connect::ConnectArgs;
 use crate::encoding_of;
+use crate::input::{AudioLog, Source, open_input, read_file, read_stdin};
 
 /// Reconnections one call may make before the client gives up.
 const MAX_RESUMES: u32 = 10;
@@ -29,7 +26,7 @@ pub(crate) struct StreamArgs {
     /// Audio file, or `-` for raw audio on stdin, streamed as it arrives (needs --format
     /// and --rate), e.g. `arecord -f S16_LE -r 16000 | sentio-client stream - --format
     /// s16le --rate 16000`.
-    input: String,
+    pub(crate) input: String,
     /// Send a file at the pace it plays (as a live call), not as fast as possible; stdin is
     /// always sent as it arrives.
     #[arg(long)]
@@ -39,17 +36,17 @@ pub(crate) struct StreamArgs {
     chunk_ms: u32,
     /// Raw stdin encoding (required with `-`).
     #[arg(long, alias = "encoding", value_enum)]
-    format: Option<SampleFormat>,
+    pub(crate) format: Option<SampleFormat>,
     /// Raw stdin sample rate in Hz (required with `-`).
     #[arg(long)]
-    rate: Option<u32>,
+    pub(crate) rate: Option<u32>,
     /// Raw stdin channels.
     #[arg(long, default_value_t = 1)]
-    channels: u32,
+    pub(crate) channels: u32,
     /// Analyse each channel on its own (e.g. agent and customer of a stereo call
     /// recording): windows and a summary per channel. Without it channels are mixed.
     #[arg(long)]
-    separate_channels: bool,
+    pub(crate) separate_channels: bool,
     /// Read each window against the caller's voice so far: `model` (on when the model was
     /// trained for it), `on` or `off`.
     #[arg(long, value_enum, default_value_t = Adaptation::Model)]
@@ -65,48 +62,6 @@ pub(crate) struct StreamArgs {
     /// JSON lines instead of a timeline.
     #[arg(long)]
     json: bool,
-}
-
-/// Audio read so far, shared by the reader and each connection's sender. Kept whole: a
-/// resumed stream resends from a window start, and raw audio is small (an hour of 16 kHz
-/// s16 is 115 MB; a file is already in memory).
-#[derive(Default)]
-struct AudioLog {
-    bytes: Mutex<(Vec<u8>, bool)>,
-    grew: Notify,
-}
-
-impl AudioLog {
-    fn push(&self, piece: &[u8]) {
-        self.bytes
-            .lock()
-            .expect("audio log")
-            .0
-            .extend_from_slice(piece);
-        self.grew.notify_waiters();
-    }
-
-    fn end(&self) {
-        self.bytes.lock().expect("audio log").1 = true;
-        self.grew.notify_waiters();
-    }
-
-    /// Up to `max` bytes from `from`, waiting for them; `None` once the audio has ended.
-    async fn read(&self, from: usize, max: usize) -> Option<Vec<u8>> {
-        loop {
-            let grew = self.grew.notified();
-            {
-                let (bytes, ended) = &*self.bytes.lock().expect("audio log");
-                if from < bytes.len() {
-                    return Some(bytes[from..bytes.len().min(from + max)].to_vec());
-                }
-                if *ended {
-                    return None;
-                }
-            }
-            grew.await;
-        }
-    }
 }
 
 /// How one connection's stream ended.
@@ -304,92 +259,6 @@ async fn send_from(
             return;
         }
     }
-}
-
-/// Where the audio comes from.
-enum Source {
-    /// Raw audio on stdin, sent as it arrives.
-    Stdin,
-    /// A decoded file as 16-bit PCM.
-    File(Vec<u8>),
-}
-
-/// The audio source and its format, rate and channels. Raw stdin has no header, so its
-/// format and rate must be given; a file's own header describes it.
-fn open_input(args: &StreamArgs) -> anyhow::Result<(Source, SampleFormat, u32, u32)> {
-    if args.input == "-" {
-        let (Some(format), Some(rate)) = (args.format, args.rate) else {
-            anyhow::bail!(
-                "raw audio on stdin has no header: give its --format (s16le, f32le, mulaw, alaw) and --rate in Hz, e.g. `--format s16le --rate 16000`"
-            );
-        };
-        return Ok((Source::Stdin, format, rate, args.channels));
-    }
-    if args.format.is_some() || args.rate.is_some() {
-        anyhow::bail!(
-            "--format and --rate describe raw audio on stdin (`-`); {} is decoded from its own header",
-            args.input
-        );
-    }
-    let path = std::path::Path::new(&args.input);
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", args.input))?;
-    let extension = path.extension().and_then(|e| e.to_str());
-    let channels = decode_file_channels(bytes, extension, args.separate_channels)
-        .with_context(|| format!("decoding {}", args.input))?;
-    // Interleaved again as a live source would send them.
-    let frames = channels[0].samples.len();
-    let interleaved: Vec<f32> = (0..frames)
-        .flat_map(|i| channels.iter().map(move |c| c.samples[i]))
-        .collect();
-    Ok((
-        Source::File(encode(&interleaved, SampleFormat::S16Le)),
-        SampleFormat::S16Le,
-        channels[0].sample_rate,
-        channels.len() as u32,
-    ))
-}
-
-/// Reads stdin as it arrives: each read's whole frames go to the log at once, so a live
-/// source such as `arecord` is heard within one read.
-async fn read_stdin(log: Arc<AudioLog>, frame: usize, max_chunk: usize) {
-    let mut stdin = tokio::io::stdin();
-    let mut pending = Vec::with_capacity(max_chunk);
-    let mut buf = vec![0u8; max_chunk];
-    loop {
-        let n = match stdin.read(&mut buf).await {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("error: reading stdin: {e}");
-                0
-            }
-        };
-        pending.extend_from_slice(&buf[..n]);
-        let whole = pending.len() / frame * frame;
-        log.push(&pending[..whole]);
-        pending.drain(..whole);
-        if n == 0 {
-            if !pending.is_empty() {
-                eprintln!(
-                    "warning: stdin ended inside a frame; its last {} bytes were not sent",
-                    pending.len()
-                );
-            }
-            log.end();
-            return;
-        }
-    }
-}
-
-/// A file's audio in chunks, paced in real time when asked.
-async fn read_file(log: Arc<AudioLog>, bytes: Vec<u8>, chunk: usize, pace: Option<Duration>) {
-    let mut ticker = pace.map(tokio::time::interval);
-    for piece in bytes.chunks(chunk) {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
-        }
-        log.push(piece);
-    }
-    log.end();
 }
 
 pub(crate) fn print_response(response: Response, json: bool, separate_channels: bool) {
