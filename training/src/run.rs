@@ -94,7 +94,7 @@ pub fn train_partition(
             &partition.train,
             &train_cache,
             card.features.n_mels,
-            &recipe,
+            recipe,
         )
     });
     card.adaptation = adaptation.as_ref().map(|a| a.config.clone());
