@@ -7,6 +7,7 @@ pub mod augment;
 pub mod batch;
 pub mod cache;
 pub mod data;
+pub mod ensemble;
 pub mod eval;
 pub mod evaluate;
 pub mod loss;
@@ -14,7 +15,9 @@ pub mod normalization;
 pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod train;
+pub mod weights;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {

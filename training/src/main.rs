@@ -176,7 +176,7 @@ impl Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.ensemble.is_empty() {
-        sentio_train::run::assemble_ensemble(&args.ensemble, &args.out)?;
+        sentio_train::ensemble::assemble_ensemble(&args.ensemble, &args.out)?;
         eprintln!("wrote {}", args.out.display());
         return Ok(());
     }

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Beta, Distribution, Normal};
+use rand_distr::{Beta, Distribution};
 use sentio::model::recipe::{Sampling, Schedule};
 use sentio::model::{ModelCard, ModelInput, Network, Recipe};
 
@@ -21,6 +21,9 @@ use crate::cache::CachedClip;
 use crate::eval::{Confusion, argmax, predict_clips};
 pub use crate::loss::class_weights;
 use crate::loss::{loss_weights, one_hot, soft_cross_entropy};
+use crate::schedule::{reduce_on_plateau, warmup_cosine};
+pub use crate::weights::init_vars;
+use crate::weights::{WeightAverage, restore, snapshot};
 
 /// Knobs of one training run: the architecture's recipe and the seed.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -39,33 +42,6 @@ pub struct TrainSet<'a> {
     pub variants: Vec<&'a [CachedClip]>,
     /// Each clip's speaker's other clips, when windows are read against their speaker.
     pub adaptation: Option<&'a crate::adapt::SpeakerWindows>,
-}
-
-/// Re-initializes every variable from a seeded generator (candle's CPU RNG cannot be
-/// seeded): He-normal weights, zero biases, unit batch-norm scale and variance.
-pub fn init_vars(varmap: &VarMap, seed: u64) -> Result<()> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    let mut rng = StdRng::seed_from_u64(seed);
-    for name in names {
-        let var = &data[name];
-        let shape = var.shape().clone();
-        let n = shape.elem_count();
-        let values: Vec<f32> = if name.ends_with("running_var")
-            || (name.contains(".bn.") && name.ends_with("weight"))
-        {
-            vec![1.0; n]
-        } else if shape.rank() >= 2 {
-            let fan_in: usize = shape.dims()[1..].iter().product();
-            let normal = Normal::new(0.0f32, (2.0 / fan_in as f32).sqrt())?;
-            (0..n).map(|_| normal.sample(&mut rng)).collect()
-        } else {
-            vec![0.0; n]
-        };
-        var.set(&Tensor::from_vec(values, shape, var.device())?)?;
-    }
-    Ok(())
 }
 
 /// A trained network with the weights of its best validation epoch.
@@ -206,26 +182,6 @@ pub fn train(
         net: run.net,
         history,
     })
-}
-
-/// Learning-rate factor: linear warm-up, then a cosine from 1 to 0 over the whole run.
-fn warmup_cosine(step: usize, warm_steps: usize, total_steps: usize) -> f64 {
-    let progress = step as f64 / total_steps as f64;
-    let warm = ((step + 1) as f64 / warm_steps as f64).min(1.0);
-    warm * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
-}
-
-/// Keras's ReduceLROnPlateau(factor 0.4, patience 2, min_lr 1e-7), on validation loss.
-fn reduce_on_plateau(optimizer: &mut AdamW, plateau: &mut (f64, usize), val_loss: f64) {
-    if val_loss < plateau.0 {
-        *plateau = (val_loss, 0);
-    } else {
-        plateau.1 += 1;
-        if plateau.1 >= 2 {
-            optimizer.set_learning_rate((optimizer.learning_rate() * 0.4).max(1e-7));
-            plateau.1 = 0;
-        }
-    }
 }
 
 /// Clip-level validation UAR and mean negative log-likelihood.
@@ -438,55 +394,6 @@ impl Run<'_> {
             }
         })
     }
-}
-
-fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
-    let data = varmap.data().lock().expect("varmap lock");
-    Ok(data
-        .iter()
-        .map(|(k, v): (&String, &Var)| (k.clone(), v.as_tensor().copy().expect("copy")))
-        .collect())
-}
-
-/// A running sum of weight snapshots (`Recipe::average_last_epochs`).
-#[derive(Default)]
-struct WeightAverage {
-    sum: HashMap<String, Tensor>,
-    count: usize,
-}
-
-impl WeightAverage {
-    fn add(&mut self, weights: &HashMap<String, Tensor>) -> Result<()> {
-        for (name, tensor) in weights {
-            let total = match self.sum.remove(name) {
-                Some(total) => (total + tensor)?,
-                None => tensor.clone(),
-            };
-            self.sum.insert(name.clone(), total);
-        }
-        self.count += 1;
-        Ok(())
-    }
-
-    fn mean(&self) -> Result<Option<HashMap<String, Tensor>>> {
-        if self.count == 0 {
-            return Ok(None);
-        }
-        let scale = 1.0 / self.count as f64;
-        let mut mean = HashMap::new();
-        for (name, total) in &self.sum {
-            mean.insert(name.clone(), total.affine(scale, 0.0)?);
-        }
-        Ok(Some(mean))
-    }
-}
-
-fn restore(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let data = varmap.data().lock().expect("varmap lock");
-    for (name, var) in data.iter() {
-        var.set(&tensors[name])?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
