@@ -132,9 +132,7 @@ pub fn speed(y: &[f32], sr: u32, factor: f32) -> Result<Vec<f32>> {
     StreamResampler::resample_all(from, sr, y)
 }
 
-/// A contact-center channel: resample to 8 kHz, band-limit to 300-3400 Hz, G.711 encode and
-/// decode, resample back to `sr` (the server's own 8 kHz -> model-rate path). Same length
-/// as the input.
+/// The classic contact-center line: [`phone_line`] with a 300-3400 Hz band-pass.
 pub fn telephony(y: &[f32], sr: u32, codec: Codec) -> Result<Vec<f32>> {
     let line = Line {
         band_hz: Some((300.0, 3400.0)),

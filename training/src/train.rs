@@ -22,8 +22,7 @@ use crate::eval::{Confusion, argmax, predict_clips};
 pub use crate::loss::class_weights;
 use crate::loss::{loss_weights, one_hot, soft_cross_entropy};
 use crate::schedule::{reduce_on_plateau, warmup_cosine};
-pub use crate::weights::init_vars;
-use crate::weights::{WeightAverage, restore, snapshot};
+use crate::weights::{WeightAverage, init_vars, restore, snapshot};
 
 /// Knobs of one training run: the architecture's recipe and the seed.
 #[derive(Clone, Debug, serde::Serialize)]
