@@ -7,6 +7,7 @@ use candle_core::{Result as CandleResult, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::by_band::ByBandConfig;
 use super::card::ModelCard;
 use super::cnn2d::Cnn2dConfig;
 use super::ensemble::EnsembleConfig;
@@ -109,6 +110,10 @@ pub enum Architecture {
     Cnn2d(Cnn2dConfig),
     /// The mean distribution of several trained models that share a front end.
     Ensemble(EnsembleConfig),
+    /// A wideband and a narrowband (phone-line) model, each window read by the one its
+    /// spectrum says it is.
+    #[serde(rename = "by_band")]
+    ByBand(ByBandConfig),
 }
 
 impl Architecture {
@@ -119,6 +124,7 @@ impl Architecture {
             Architecture::Logmel(c) => c,
             Architecture::Cnn2d(c) => c,
             Architecture::Ensemble(c) => c,
+            Architecture::ByBand(c) => c,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod architecture;
 pub mod builtin;
+pub mod by_band;
 pub mod card;
 pub mod cnn2d;
 pub mod conv;

@@ -141,6 +141,11 @@ pub struct Recipe {
     /// otherwise from all of the speaker's other clips.
     #[serde(default)]
     pub adaptation_same_emotion_prob: f64,
+    /// Pass every variant, and the validation clips, through a random phone line
+    /// (`phone_line`) after its own augmentation: a model for narrowband audio only, the
+    /// narrowband member of a `by_band` model.
+    #[serde(default)]
+    pub narrowband: bool,
 }
 
 fn default_prior_windows() -> f32 {
@@ -201,6 +206,7 @@ impl Default for Recipe {
             adaptation_max_clips: default_adaptation_clips(),
             adaptation_alone_prob: 0.0,
             adaptation_same_emotion_prob: 0.0,
+            narrowband: false,
         }
     }
 }

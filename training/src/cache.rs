@@ -127,11 +127,13 @@ pub fn featurize(card: &ModelCard, y: &[f32]) -> Result<CachedClip> {
 }
 
 /// Features of `clips` in the given augmentations, in parallel; `seed` makes the
-/// augmentation of clip i depend only on (seed, i).
+/// augmentation of clip i depend only on (seed, i). With `narrowband`, each variant then
+/// goes through a random phone line.
 pub fn prepare(
     card: &ModelCard,
     clips: &[Clip],
     variants: &[Augmentation],
+    narrowband: bool,
     seed: u64,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Vec<CachedClip>>> {
@@ -144,7 +146,13 @@ pub fn prepare(
                 StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let result = variants
                 .iter()
-                .map(|&v| featurize(card, &augment(&y, card.features.sr, v, &mut rng)?))
+                .map(|&v| {
+                    let mut y = augment(&y, card.features.sr, v, &mut rng)?;
+                    if narrowband {
+                        y = augment(&y, card.features.sr, Augmentation::PhoneLine, &mut rng)?;
+                    }
+                    featurize(card, &y)
+                })
                 .collect::<Result<Vec<_>>>();
             progress.inc(1);
             result

@@ -14,6 +14,7 @@ pub mod loss;
 pub mod normalization;
 pub mod protocol;
 pub mod report;
+pub mod routing;
 pub mod run;
 pub mod schedule;
 pub mod train;

@@ -80,6 +80,11 @@ struct Args {
     /// mean of their distributions), instead of training.
     #[arg(long, value_delimiter = ',')]
     ensemble: Vec<PathBuf>,
+    /// Assemble WIDEBAND,NARROWBAND model directories into one `by_band` model in `--out`
+    /// (each window read by the narrowband model when nothing is above 4 kHz), instead of
+    /// training.
+    #[arg(long, value_delimiter = ',')]
+    by_band: Vec<PathBuf>,
     /// Which speakers `--evaluate` scores: `test` (reported) or `val` (for choosing what
     /// ships, so that test speakers play no part in it; report in DIR/EVAL-validation.md).
     #[arg(long, value_enum, default_value = "test")]
@@ -177,6 +182,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if !args.ensemble.is_empty() {
         sentio_train::ensemble::assemble_ensemble(&args.ensemble, &args.out)?;
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
+    if !args.by_band.is_empty() {
+        sentio_train::ensemble::assemble_by_band(&args.by_band, &args.out)?;
         eprintln!("wrote {}", args.out.display());
         return Ok(());
     }
@@ -298,6 +308,8 @@ fn evaluate_model(
     let mut tables =
         report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
     tables += &call_protocol(&model, clips, &decisions)?;
+    let conditions: Vec<_> = decisions.iter().map(|d| d.condition).collect();
+    tables += &sentio_train::routing::routing_section(&model, clips, &conditions)?;
     let text = format!(
         "# Evaluation of `{}`\n\nProduced by `{}` in {:.1} minutes. {who} by `training/splits.json` ({} clips), each clip through `sentio::classify::classify_audio` (the server's clip path: mean over speech windows).\n\n{tables}",
         model.card.id,

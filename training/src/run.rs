@@ -72,6 +72,7 @@ pub fn train_partition(
         &card,
         &partition.train,
         &recipe.augmentations,
+        recipe.narrowband,
         config.seed,
         &progress,
     )?;
@@ -79,6 +80,7 @@ pub fn train_partition(
         &card,
         &partition.val,
         &[sentio::model::Augmentation::Original],
+        recipe.narrowband,
         config.seed,
         &progress,
     )?;
