@@ -1,11 +1,13 @@
 //! The model's batched forward pass on CPU: windows per second for batch 1..256 (the shipped
-//! model, or the model directory in `SENTIO_BENCH_MODEL`, on real 2 s speech windows).
+//! model, or the model directory in `SENTIO_BENCH_MODEL`, on real 2 s speech windows), and
+//! at batch 8 (one pass) on the same speech through an 8 kHz line and on passes that mix
+//! the two (a `by_band` model splits those between its members).
 //! GFLOP/s = windows/s x FLOP per window (the card's `training.mflop_per_window`, or
 //! BENCHMARKS.md's arithmetic).
 
 use candle_core::Device;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sentio::audio::decode_path;
+use sentio::audio::{StreamResampler, decode_path};
 use sentio::model::Model;
 
 // The server's allocator (see src/main.rs), so these figures are the server's.
@@ -28,6 +30,25 @@ fn forward(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(batch), &inputs, |b, inputs| {
             b.iter(|| model.predict(inputs).unwrap())
         });
+    }
+    group.finish();
+    let line = StreamResampler::resample_all(16_000, 8_000, &audio.samples[..32_000]).unwrap();
+    let mut narrow = StreamResampler::resample_all(8_000, 16_000, &line).unwrap();
+    narrow.resize(32_000, 0.0);
+    let phone = model.window_input(&narrow).unwrap();
+    let mut group = c.benchmark_group(format!("{}_forward_by_line", model.card.kind()));
+    group.throughput(Throughput::Elements(8));
+    for (name, narrow_share) in [("wideband", 0), ("narrowband", 8), ("mixed", 4)] {
+        let inputs: Vec<_> = (0..8)
+            .map(|i| {
+                if i % 8 < narrow_share {
+                    &phone
+                } else {
+                    &window
+                }
+            })
+            .collect();
+        group.bench_function(name, |b| b.iter(|| model.predict(&inputs).unwrap()));
     }
     group.finish();
 }

@@ -146,6 +146,10 @@ pub struct Recipe {
     /// narrowband member of a `by_band` model.
     #[serde(default)]
     pub narrowband: bool,
+    /// Start from this trained model directory's weights and input statistics instead of
+    /// a seeded initialization (fine-tuning; same architecture and labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 fn default_prior_windows() -> f32 {
@@ -207,6 +211,7 @@ impl Default for Recipe {
             adaptation_alone_prob: 0.0,
             adaptation_same_emotion_prob: 0.0,
             narrowband: false,
+            init_from: None,
         }
     }
 }

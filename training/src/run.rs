@@ -90,7 +90,19 @@ pub fn train_partition(
         "{}: features ready in {feature_minutes:.1} min",
         card.kind()
     );
-    card.normalization = normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed);
+    card.normalization = match &recipe.init_from {
+        // Fine-tuning keeps the statistics the weights were trained with.
+        Some(init) => {
+            let init = ModelCard::from_json(&std::fs::read_to_string(init.join("model.json"))?)?;
+            anyhow::ensure!(
+                init.architecture == card.architecture && init.labels == card.labels,
+                "init_from: {} has another architecture or labels",
+                init.id
+            );
+            init.normalization
+        }
+        None => normalization::fit(&card, &train_cache, recipe.crop_frames, config.seed),
+    };
     let adaptation = recipe.speaker_adaptation.then(|| {
         crate::adapt::SpeakerWindows::new(
             &partition.train,

@@ -85,6 +85,10 @@ pub fn train(
         .spec()
         .build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     init_vars(&varmap, config.seed)?;
+    if let Some(dir) = &recipe.init_from {
+        let mut varmap = varmap.clone();
+        varmap.load(dir.join("model.safetensors"))?;
+    }
     net.set_dropout_seed(config.seed);
     let classes = card.labels.len();
     let weights = loss_weights(card, recipe, &train_set.labels);
