@@ -228,9 +228,25 @@ async fn a_window_is_predicted_from_the_chunk_with_its_last_sample() {
             &signal[..2 * rate as usize],
             sentio::audio::SampleFormat::S16Le,
         );
-        // 0 ms: one sample per chunk.
+        // 0 ms: one sample per chunk for the window's last 20 ms, after 20 ms chunks (88,200
+        // one-sample messages at 44.1 kHz sometimes broke the test's HTTP/2 connection
+        // under load: a transport limit, noted in #15, not what this test is about).
         let chunk = (rate as usize * chunk_ms / 1000).max(1) * 2;
         let what = format!("{rate} Hz in {chunk} byte chunks");
+        let single_tail = if chunk_ms == 0 {
+            rate as usize / 50 * 2
+        } else {
+            0
+        };
+        let head = bytes.len() - single_tail;
+        let pieces: Vec<&[u8]> = if single_tail > 0 {
+            let head_chunk = rate as usize / 50 * 2;
+            (bytes[..head].chunks(head_chunk))
+                .chain(bytes[head..].chunks(chunk))
+                .collect()
+        } else {
+            bytes.chunks(chunk).collect()
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let mut inbound = client
             .stream_emotions(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -241,7 +257,7 @@ async fn a_window_is_predicted_from_the_chunk_with_its_last_sample() {
             .await
             .unwrap();
         let mut last_sent = std::time::Instant::now();
-        for piece in bytes.chunks(chunk) {
+        for piece in pieces {
             last_sent = std::time::Instant::now();
             tx.send(requests(Default::default(), piece, piece.len()).remove(1))
                 .await
