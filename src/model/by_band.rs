@@ -34,14 +34,6 @@ pub struct ByBandConfig {
 }
 
 impl ByBandConfig {
-    fn member_card(&self, card: &ModelCard, member: &Member) -> ModelCard {
-        ModelCard {
-            architecture: member.architecture.clone(),
-            normalization: member.normalization.clone(),
-            ..card.clone()
-        }
-    }
-
     pub fn first_high_band(&self, card: &ModelCard) -> usize {
         first_band_above(&card.features, self.cutoff_hz)
     }
@@ -81,10 +73,7 @@ impl ArchitectureSpec for ByBandConfig {
             if member.architecture.spec().input() != ModelInput::LogMelFrames {
                 return invalid_card(format!("architecture.{name} must read log-mel frames"));
             }
-            member
-                .architecture
-                .spec()
-                .validate(&self.member_card(card, member))?;
+            member.architecture.spec().validate(&member.card(card))?;
         }
         if !card.normalization.mean.is_empty() {
             return invalid_card("normalization must be empty: each member carries its own");
@@ -104,8 +93,8 @@ impl ArchitectureSpec for ByBandConfig {
     }
 
     fn build(&self, card: &ModelCard, vb: VarBuilder) -> Result<Box<dyn Network>> {
-        let wide = self.member_card(card, &self.wideband);
-        let narrow = self.member_card(card, &self.narrowband);
+        let wide = self.wideband.card(card);
+        let narrow = self.narrowband.card(card);
         Ok(Box::new(ByBand {
             wideband: wide.architecture.spec().build(&wide, vb.pp("wideband"))?,
             narrowband: narrow
@@ -129,7 +118,7 @@ impl ArchitectureSpec for ByBandConfig {
         [&*self.wideband, &*self.narrowband]
             .iter()
             .map(|m| {
-                let member = self.member_card(card, m);
+                let member = m.card(card);
                 member.architecture.spec().flops(&member, frames)
             })
             .max()

@@ -33,10 +33,16 @@ pub struct Member {
 impl EnsembleConfig {
     /// Member `i`'s own card: the ensemble's, with the member's network and statistics.
     pub fn member_card(&self, card: &ModelCard, i: usize) -> ModelCard {
-        let member = &self.members[i];
+        self.members[i].card(card)
+    }
+}
+
+impl Member {
+    /// The assembled model's card with this member's network and statistics.
+    pub fn card(&self, card: &ModelCard) -> ModelCard {
         ModelCard {
-            architecture: member.architecture.clone(),
-            normalization: member.normalization.clone(),
+            architecture: self.architecture.clone(),
+            normalization: self.normalization.clone(),
             ..card.clone()
         }
     }

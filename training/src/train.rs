@@ -79,14 +79,13 @@ pub fn train(
     checkpoint: Option<&std::path::Path>,
 ) -> Result<Trained> {
     let recipe = &config.recipe;
-    let varmap = VarMap::new();
+    let mut varmap = VarMap::new();
     let net = card
         .architecture
         .spec()
         .build(card, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     init_vars(&varmap, config.seed)?;
     if let Some(dir) = &recipe.init_from {
-        let mut varmap = varmap.clone();
         varmap.load(dir.join("model.safetensors"))?;
     }
     net.set_dropout_seed(config.seed);
