@@ -105,56 +105,116 @@ impl PcmDecoder {
     /// for a decoder `keeping_channels`). On error nothing is appended and
     /// the decoder is left as it was before the call.
     pub fn decode(&mut self, chunk: &[u8], out: &mut Vec<f32>) -> Result<()> {
-        let frame = self.frame_bytes();
-        let start_len = out.len();
-        let saved_carry = self.carry.clone();
-        let mut bytes = std::mem::take(&mut self.carry);
-        bytes.extend_from_slice(chunk);
-        let whole = bytes.len() / frame * frame;
-        match self.decode_frames(&bytes[..whole], out) {
-            Ok(()) => {
-                self.carry = bytes[whole..].to_vec();
-                Ok(())
-            }
-            Err(err) => {
-                out.truncate(start_len);
-                self.carry = saved_carry;
-                Err(err)
-            }
+        let (start_len, carried, frames_before) =
+            (out.len(), self.carry.clone(), self.frames_decoded);
+        let result = self.decode_chunk(chunk, out);
+        if result.is_err() {
+            out.truncate(start_len);
+            self.carry = carried;
+            self.frames_decoded = frames_before;
         }
+        result
+    }
+
+    /// Completes the frame the last chunk left partial, then decodes the rest of the chunk
+    /// where it lies (no copy: at 100 small messages a second per stream this is hot).
+    fn decode_chunk(&mut self, mut chunk: &[u8], out: &mut Vec<f32>) -> Result<()> {
+        let frame = self.frame_bytes();
+        if !self.carry.is_empty() {
+            let fill = (frame - self.carry.len()).min(chunk.len());
+            self.carry.extend_from_slice(&chunk[..fill]);
+            chunk = &chunk[fill..];
+            if self.carry.len() < frame {
+                return Ok(());
+            }
+            let partial = std::mem::take(&mut self.carry);
+            self.decode_frames(&partial, out)?;
+        }
+        let whole = chunk.len() / frame * frame;
+        self.decode_frames(&chunk[..whole], out)?;
+        self.carry.extend_from_slice(&chunk[whole..]);
+        Ok(())
     }
 
     fn decode_frames(&mut self, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
-        let bps = self.format.bytes_per_sample();
-        for frame in bytes.chunks_exact(self.frame_bytes()) {
-            // Summed in f64: finite f32 channels near f32::MAX overflow an f32 sum to
-            // infinity, while their mean is finite (found by fuzz/pcm_decode).
-            let mut sum = 0.0f64;
-            for sample in frame.chunks_exact(bps) {
-                let value = self.sample(sample)?;
-                if self.keep_channels {
-                    out.push(value);
+        if self.channels == 1 || self.keep_channels {
+            self.decode_samples(bytes, out)?;
+        } else {
+            self.decode_downmixed(bytes, out)?;
+        }
+        self.frames_decoded += (bytes.len() / self.frame_bytes()) as u64;
+        Ok(())
+    }
+
+    /// Every sample is an output sample (mono, or channels kept): one tight loop per format.
+    fn decode_samples(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
+        let start = out.len();
+        match self.format {
+            SampleFormat::S16Le => out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0),
+            ),
+            SampleFormat::F32Le => {
+                out.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
+                // One branch-free pass over the chunk; the slow search runs only on bad input.
+                let valid = out[start..]
+                    .iter()
+                    .fold(true, |ok, v| ok & (v.abs() <= super::MAX_FLOAT_SAMPLE));
+                if !valid {
+                    let (at, value) = out[start..]
+                        .iter()
+                        .enumerate()
+                        .find(|(_, v)| super::float_sample_problem(**v).is_some())
+                        .map(|(i, v)| (i, *v))
+                        .expect("an invalid sample was seen");
+                    return Err(self.float_error(value, at / self.channels));
                 }
-                sum += value as f64;
             }
-            if !self.keep_channels {
-                out.push((sum / self.channels as f64) as f32);
+            SampleFormat::MuLaw => {
+                out.extend(bytes.iter().map(|&b| mulaw_to_linear(b) as f32 / 32768.0))
             }
-            self.frames_decoded += 1;
+            SampleFormat::ALaw => {
+                out.extend(bytes.iter().map(|&b| alaw_to_linear(b) as f32 / 32768.0))
+            }
         }
         Ok(())
     }
 
-    fn sample(&self, bytes: &[u8]) -> Result<f32> {
+    /// Each frame's channels averaged to one sample.
+    fn decode_downmixed(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
+        let bps = self.format.bytes_per_sample();
+        for (index, frame) in bytes.chunks_exact(self.frame_bytes()).enumerate() {
+            // Summed in f64: finite f32 channels near f32::MAX overflow an f32 sum to
+            // infinity, while their mean is finite (found by fuzz/pcm_decode).
+            let mut sum = 0.0f64;
+            for sample in frame.chunks_exact(bps) {
+                sum += self.sample(sample, index)? as f64;
+            }
+            out.push((sum / self.channels as f64) as f32);
+        }
+        Ok(())
+    }
+
+    fn float_error(&self, value: f32, frame_in_chunk: usize) -> Error {
+        let problem = super::float_sample_problem(value).unwrap_or("is invalid");
+        Error::InvalidAudio(format!(
+            "f32 sample {value} at frame {} {problem}",
+            self.frames_decoded + frame_in_chunk as u64
+        ))
+    }
+
+    fn sample(&self, bytes: &[u8], frame_in_chunk: usize) -> Result<f32> {
         Ok(match self.format {
             SampleFormat::S16Le => i16::from_le_bytes([bytes[0], bytes[1]]) as f32 / 32768.0,
             SampleFormat::F32Le => {
                 let value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                if let Some(problem) = super::float_sample_problem(value) {
-                    return Err(Error::InvalidAudio(format!(
-                        "f32 sample {value} at frame {} {problem}",
-                        self.frames_decoded
-                    )));
+                if super::float_sample_problem(value).is_some() {
+                    return Err(self.float_error(value, frame_in_chunk));
                 }
                 value
             }
@@ -279,121 +339,5 @@ pub fn round_trip(samples: &[f32], format: SampleFormat) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channels_are_kept_interleaved_or_averaged() {
-        let bytes = encode(&[0.5, -0.25, 0.25, 0.75], SampleFormat::S16Le);
-        let (mut mixed, mut kept) = (Vec::new(), Vec::new());
-        PcmDecoder::new(SampleFormat::S16Le, 2)
-            .unwrap()
-            .decode(&bytes, &mut mixed)
-            .unwrap();
-        let mut separate = PcmDecoder::keeping_channels(SampleFormat::S16Le, 2).unwrap();
-        // A frame split across chunks still decodes whole.
-        separate.decode(&bytes[..3], &mut kept).unwrap();
-        separate.decode(&bytes[3..], &mut kept).unwrap();
-        assert_eq!(mixed, [0.125, 0.5]);
-        assert_eq!(kept, [0.5, -0.25, 0.25, 0.75]);
-    }
-
-    #[test]
-    fn g711_round_trips_every_code() {
-        for byte in 0..=255u8 {
-            let linear = mulaw_to_linear(byte);
-            // 0x7F and 0xFF both decode to 0 (the two signed zeros of mu-law).
-            if linear != 0 {
-                assert_eq!(linear_to_mulaw(linear), byte, "mu-law {byte:#x}");
-            }
-            assert_eq!(
-                linear_to_alaw(alaw_to_linear(byte)),
-                byte,
-                "A-law {byte:#x}"
-            );
-        }
-    }
-
-    /// A phone line's codec keeps speech-level audio within G.711's ~38 dB SNR.
-    #[test]
-    fn g711_round_trip_keeps_length_and_quantizes_within_its_snr() {
-        let tone: Vec<f32> = (0..8000)
-            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin())
-            .collect();
-        let power = |y: &[f32]| y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
-        for format in [SampleFormat::MuLaw, SampleFormat::ALaw] {
-            let out = round_trip(&tone, format);
-            assert_eq!(out.len(), tone.len());
-            let noise: Vec<f32> = tone.iter().zip(&out).map(|(a, b)| a - b).collect();
-            let snr = 10.0 * (power(&tone) / power(&noise)).log10();
-            assert!((30.0..50.0).contains(&snr), "{format:?}: SNR {snr:.1} dB");
-        }
-        assert_eq!(round_trip(&tone, SampleFormat::F32Le), tone);
-    }
-
-    #[test]
-    fn g711_known_values() {
-        assert_eq!(mulaw_to_linear(0xFF), 0);
-        assert_eq!(mulaw_to_linear(0x80), 32_124);
-        assert_eq!(mulaw_to_linear(0x00), -32_124);
-        assert_eq!(alaw_to_linear(0xD5), 8);
-        assert_eq!(alaw_to_linear(0xAA), 32_256);
-        assert_eq!(alaw_to_linear(0x2A), -32_256);
-    }
-
-    #[test]
-    fn odd_bytes_are_carried_across_chunks() {
-        let samples = [0.5f32, -0.25, 0.125, -1.0];
-        let bytes = encode(&samples, SampleFormat::S16Le);
-        let mut decoder = PcmDecoder::new(SampleFormat::S16Le, 1).unwrap();
-        let mut out = Vec::new();
-        for chunk in [&bytes[..1], &bytes[1..4], &bytes[4..5], &bytes[5..]] {
-            decoder.decode(chunk, &mut out).unwrap();
-        }
-        assert_eq!(out, samples);
-        assert_eq!(decoder.pending_bytes(), 0);
-    }
-
-    #[test]
-    fn stereo_is_averaged_to_mono() {
-        let mut decoder = PcmDecoder::new(SampleFormat::F32Le, 2).unwrap();
-        let bytes = encode(&[0.5, 0.25, -1.0, 1.0], SampleFormat::F32Le);
-        let mut out = Vec::new();
-        decoder.decode(&bytes, &mut out).unwrap();
-        assert_eq!(out, [0.375, 0.0]);
-    }
-
-    #[test]
-    fn non_finite_floats_are_rejected_without_partial_output() {
-        let mut decoder = PcmDecoder::new(SampleFormat::F32Le, 1).unwrap();
-        let bytes = encode(&[0.1, f32::NAN, 0.2], SampleFormat::F32Le);
-        let mut out = Vec::new();
-        let err = decoder.decode(&bytes, &mut out).unwrap_err();
-        assert!(err.to_string().contains("not finite"), "{err}");
-        assert!(out.is_empty());
-        let bytes = encode(&[f32::INFINITY], SampleFormat::F32Le);
-        assert!(decoder.decode(&bytes, &mut out).is_err());
-    }
-
-    #[test]
-    fn floats_beyond_int16_scale_are_rejected() {
-        // Floats holding int16 values are accepted (the model ignores level); 1e19 squared
-        // over a frame would overflow the power spectrum (found by fuzz/pcm_decode).
-        let mut decoder = PcmDecoder::new(SampleFormat::F32Le, 2).unwrap();
-        let bytes = encode(&[32_768.0, 32_766.0, -1.5, -0.5], SampleFormat::F32Le);
-        let mut out = Vec::new();
-        decoder.decode(&bytes, &mut out).unwrap();
-        assert_eq!(out, [32_767.0, -1.0]);
-        for loud in [32_769.0, 1.0e19, -f32::MAX] {
-            let bytes = encode(&[0.0, loud], SampleFormat::F32Le);
-            let err = decoder.decode(&bytes, &mut out).unwrap_err();
-            assert!(err.to_string().contains("out of range"), "{err}");
-        }
-    }
-
-    #[test]
-    fn channel_counts_are_validated() {
-        assert!(PcmDecoder::new(SampleFormat::S16Le, 0).is_err());
-        assert!(PcmDecoder::new(SampleFormat::S16Le, 1000).is_err());
-    }
-}
+#[path = "pcm_tests.rs"]
+mod tests;

@@ -221,36 +221,58 @@ impl Session {
         idle: Duration,
     ) -> Result<EndReason, Outcome> {
         let max_s = ctx.config.max_stream_duration_s;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(max_s);
         let cap = ctx.config.max_windows_in_flight.max(1);
+        // Created once, not per message: a fresh timer or cancellation waiter per message
+        // is a lock on a shared wheel or list, 100 times a second per browser stream.
+        let deadline = tokio::time::sleep(Duration::from_secs(max_s));
+        let shutdown = ctx.shutdown.cancelled();
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(deadline, shutdown, idle_timer);
+        // Idle time counts while the session is ready to read: from the last message, or
+        // from when reading resumed after the in-flight cap paused it.
+        let mut idle_since = tokio::time::Instant::now();
+        let mut was_reading = true;
         loop {
             let can_read = self.pending.len() < cap;
+            if can_read && !was_reading {
+                idle_since = tokio::time::Instant::now();
+            }
+            was_reading = can_read;
             tokio::select! {
                 biased;
-                _ = ctx.shutdown.cancelled() => return Ok(EndReason::Shutdown),
-                _ = tokio::time::sleep_until(deadline) => return Ok(EndReason::MaxDuration(max_s)),
+                _ = &mut shutdown => return Ok(EndReason::Shutdown),
+                _ = &mut deadline => return Ok(EndReason::MaxDuration(max_s)),
                 ready = next_ready(&mut self.pending, &self.model.card.labels), if !self.pending.is_empty() => {
                     let Some(window) = ready else { continue };
                     if !send_window(&self.model, out, &mut self.summary, window, &self.accepted).await {
                         return Err(Outcome::Cancelled);
                     }
                 }
-                msg = tokio::time::timeout(idle, next_request(inbound)), if can_read => match msg {
-                    Err(_) => return Ok(EndReason::IdleTimeout(idle.as_secs())),
-                    Ok(Err(status)) => return Err(inbound_failed(out, status).await),
-                    Ok(Ok(None)) => return Ok(EndReason::Completed),
-                    Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) }))) => {
-                        if let Err(status) = self.accept_chunk(ctx, &chunk).await {
-                            return Err(fail(out, status).await);
+                msg = next_request(inbound), if can_read => {
+                    idle_since = tokio::time::Instant::now();
+                    match msg {
+                        Err(status) => return Err(inbound_failed(out, status).await),
+                        Ok(None) => return Ok(EndReason::Completed),
+                        Ok(Some(StreamEmotionsRequest { request: Some(Request::Audio(chunk)) })) => {
+                            if let Err(status) = self.accept_chunk(ctx, &chunk).await {
+                                return Err(fail(out, status).await);
+                            }
+                        }
+                        Ok(Some(StreamEmotionsRequest { request: Some(Request::Config(_)) })) => {
+                            return Err(fail(out, Status::invalid_argument("StreamConfig sent twice: it must be the first message only")).await);
+                        }
+                        Ok(Some(StreamEmotionsRequest { request: None })) => {
+                            return Err(fail(out, Status::invalid_argument("empty StreamEmotionsRequest: set config or audio")).await);
                         }
                     }
-                    Ok(Ok(Some(StreamEmotionsRequest { request: Some(Request::Config(_)) }))) => {
-                        return Err(fail(out, Status::invalid_argument("StreamConfig sent twice: it must be the first message only")).await);
+                }
+                _ = &mut idle_timer, if can_read => {
+                    if idle_since.elapsed() >= idle {
+                        return Ok(EndReason::IdleTimeout(idle.as_secs()));
                     }
-                    Ok(Ok(Some(StreamEmotionsRequest { request: None }))) => {
-                        return Err(fail(out, Status::invalid_argument("empty StreamEmotionsRequest: set config or audio")).await);
-                    }
-                },
+                    // Messages came since it was set: wait out the rest from the last one.
+                    idle_timer.as_mut().reset(idle_since + idle);
+                }
             }
         }
     }
