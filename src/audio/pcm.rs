@@ -165,14 +165,14 @@ impl PcmDecoder {
                 let valid = out[start..]
                     .iter()
                     .fold(true, |ok, v| ok & (v.abs() <= super::MAX_FLOAT_SAMPLE));
-                if !valid {
-                    let (at, value) = out[start..]
-                        .iter()
-                        .enumerate()
-                        .find(|(_, v)| super::float_sample_problem(**v).is_some())
-                        .map(|(i, v)| (i, *v))
-                        .expect("an invalid sample was seen");
-                    return Err(self.float_error(value, at / self.channels));
+                let first_bad = (!valid)
+                    .then(|| {
+                        (out[start..].iter())
+                            .position(|v| super::float_sample_problem(*v).is_some())
+                    })
+                    .flatten();
+                if let Some(at) = first_bad {
+                    return Err(self.float_error(out[start + at], at / self.channels));
                 }
             }
             SampleFormat::MuLaw => {
