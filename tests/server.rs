@@ -228,9 +228,10 @@ async fn a_window_is_predicted_from_the_chunk_with_its_last_sample() {
             &signal[..2 * rate as usize],
             sentio::audio::SampleFormat::S16Le,
         );
-        // 0 ms: one sample per chunk for the window's last 20 ms, after 20 ms chunks (88,200
-        // one-sample messages at 44.1 kHz sometimes broke the test's HTTP/2 connection
-        // under load: a transport limit, noted in #15, not what this test is about).
+        // 0 ms: one sample per chunk for the window's last 20 ms, after 20 ms chunks. (That
+        // many one-sample messages once broke the connection under load: h2's budget for
+        // unread small frames, now sized by the server's windows; tests/signals.rs floods a
+        // stalled server with them.)
         let chunk = (rate as usize * chunk_ms / 1000).max(1) * 2;
         let what = format!("{rate} Hz in {chunk} byte chunks");
         let single_tail = if chunk_ms == 0 {

@@ -1,6 +1,7 @@
 //! Signals to the real binary: SIGTERM under load drains every open stream (served until the
 //! drain timeout, then each gets its in-flight windows and its summary, and the process exits
-//! 0); SIGHUP reloads API keys.
+//! 0); SIGHUP reloads API keys; SIGSTOP, a server stalled while a client floods it with tiny
+//! messages, does not cost that client its connection.
 
 mod common;
 
@@ -122,4 +123,78 @@ async fn sighup_reloads_api_keys() {
     assert!(reloaded, "key-two was not accepted after SIGHUP");
     assert_eq!(call("key-one").await, Err(tonic::Code::Unauthenticated));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Calls that survive a stalled server: two streams on one connection send one-sample
+/// messages (each its own tiny HTTP/2 DATA frame, as most gRPC stacks send them) while the
+/// server is stopped (SIGSTOP) for 3 s, so thousands of frames are queued unread when it
+/// resumes. h2 closes a connection whose unread small frames pass a budget tied to its
+/// windows (GOAWAY ENHANCE_YOUR_CALM); with hyper's default windows this killed both calls.
+/// Both must end normally, with every window of the audio they sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_keeps_a_connection_flooded_with_one_sample_messages() {
+    const SAMPLES: usize = 80_000; // 5 s at 16 kHz: four windows with a 1 s hop
+    let server = ServerProcess::start(&[]).await;
+    let client = server.client().await;
+    let audio = speech_bytes();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let (mut client, audio) = (client.clone(), audio.clone());
+        streams.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let feeder = tokio::spawn(async move {
+                let config = config(AudioEncoding::PcmS16le, 16_000);
+                tx.send(requests(config, &[], 1).remove(0)).await.unwrap();
+                for (i, sample) in audio.chunks(2).cycle().take(SAMPLES).enumerate() {
+                    let message = requests(Default::default(), sample, 2).remove(1);
+                    if tx.send(message).await.is_err() {
+                        break;
+                    }
+                    // Let the transport flush each message alone (tonic coalesces messages
+                    // that are already queued into one frame).
+                    if i % 2 == 0 {
+                        std::thread::sleep(Duration::from_micros(5));
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            let mut inbound = client
+                .stream_emotions(ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut result = StreamResult::default();
+            loop {
+                match inbound.message().await {
+                    Ok(Some(m)) => match m.response {
+                        Some(Response::Prediction(p)) => result.predictions.push(p),
+                        Some(Response::Summary(s)) => result.summary = Some(s),
+                        _ => {}
+                    },
+                    Ok(None) => break,
+                    Err(status) => {
+                        result.status = Some(status);
+                        break;
+                    }
+                }
+            }
+            feeder.await.unwrap();
+            result
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.signal("CONT");
+    for stream in streams {
+        let result = stream.await.unwrap();
+        assert!(
+            result.status.is_none(),
+            "stream failed: {:?}",
+            result.status
+        );
+        let summary = result.summary.expect("a summary");
+        assert_eq!(summary.audio_ms, 5_000);
+        assert_eq!(summary.windows, result.predictions.len() as u64);
+    }
 }

@@ -357,6 +357,10 @@ fn reflection_service() -> crate::Result<
         })
 }
 
+/// HTTP/2 flow-control windows (see `server_builder`).
+const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+
 /// The transport's limits, each against an abuse `tests/abuse.rs` runs (TLS and its
 /// handshake timeout are `tls::incoming`'s).
 fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Server> {
@@ -371,7 +375,16 @@ fn server_builder(config: &ServeConfig) -> crate::Result<tonic::transport::Serve
         // Rapid reset (CVE-2023-44487): more than 20 streams reset before being served, or
         // 1024 streams the server had to reset, and the connection gets GOAWAY.
         .http2_max_pending_accept_reset_streams(Some(20))
-        .http2_max_local_error_reset_streams(Some(1024));
+        .http2_max_local_error_reset_streams(Some(1024))
+        // h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM) when its small DATA frames
+        // (< 256 B, e.g. one-sample or 20 ms G.711 messages) sit unread past a budget of half
+        // the connection window. With hyper's 1 MiB windows one stream that fell 2,000
+        // one-sample messages behind killed every call on its connection. A small stream
+        // window bounds what one stream can queue (256 KiB: 0.7 s of 48 kHz stereo f32), a
+        // large connection window raises the budget (16 MiB): one stream can no longer trip
+        // it, and telephony frames need over 200 stalled streams on one connection.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     if let Some(age) = config.max_connection_age_s {
         builder = builder
             .max_connection_age(Duration::from_secs(age))
