@@ -37,7 +37,6 @@ def main(root):
         for path in paths:
             fold = int(re.search(r"-folds-(\d+)", path).group(1))
             table = tables(path)[index]
-            unseen = {name.split(",")[0] for name, _ in table if name.startswith("unseen")}
             tess_unseen = any(n.startswith("unseen") for n, _ in table)
             for name, uar in table:
                 corpus, condition = name.rsplit(", ", 1)
@@ -48,7 +47,6 @@ def main(root):
                 elif tess_unseen and corpus == "TESS":
                     corpus = "TESS (not trained on)"
                 rows[(corpus, condition)].append((fold, uar))
-            del unseen
         print(f"### {title}: {len(paths)} folds\n")
         conditions = ["clean", "8 kHz mu-law", "phone mu-law", "phone A-law"]
         print("| test speakers | " + " | ".join(conditions) + " |")
