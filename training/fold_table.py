@@ -5,10 +5,13 @@
 
 Each fold's EVAL.md has an 8-class table (the first) and a 7-class one (the second); this
 averages each row's UAR over the folds that have it, separately for corpora the fold trained
-on (new speakers) and corpora it did not (with k = 5, TESS's two speakers sometimes fall in
-the test and validation folds together, so that fold never heard TESS).
+on (new speakers) and corpora it did not, as its card's `training.data` says (with k = 5,
+TESS's two speakers sometimes fall in the test and validation folds together, so that fold
+never heard TESS).
 """
 import glob
+import json
+import os
 import re
 import statistics
 import sys
@@ -37,15 +40,16 @@ def main(root):
         for path in paths:
             fold = int(re.search(r"-folds-(\d+)", path).group(1))
             table = tables(path)[index]
-            tess_unseen = any(n.startswith("unseen") for n, _ in table)
+            card = os.path.join(os.path.dirname(path), "model.json")
+            trained = set(json.load(open(card, encoding="utf-8"))["training"]["data"])
             for name, uar in table:
                 corpus, condition = name.rsplit(", ", 1)
                 if corpus in ("all speakers", "seen corpora", "seen corpora, new speakers"):
                     corpus = "all trained corpora, new speakers"
                 elif corpus == "unseen corpora":
                     continue
-                elif tess_unseen and corpus == "TESS":
-                    corpus = "TESS (not trained on)"
+                elif corpus not in trained:
+                    corpus = f"{corpus} (not trained on)"
                 rows[(corpus, condition)].append((fold, uar))
         print(f"### {title}: {len(paths)} folds\n")
         conditions = ["clean", "8 kHz mu-law", "phone mu-law", "phone A-law"]
