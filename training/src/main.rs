@@ -61,6 +61,10 @@ struct Args {
     /// Folds of `--protocol folds`.
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Seed that deals speakers into folds (default: `--seed`), so one fold draw can be
+    /// trained with several seeds and recipes compared on identical folds.
+    #[arg(long)]
+    fold_seed: Option<u64>,
     /// Run only these partitions of a multi-partition protocol (1-based), e.g. `--only 2,4`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<usize>,
@@ -204,7 +208,7 @@ fn main() -> Result<()> {
     let partitions: Vec<Partition> = match args.protocol {
         Protocol::Refit => vec![protocol::refit(&fixed)],
         Protocol::Split => vec![fixed],
-        Protocol::Folds => protocol::folds(&clips, args.folds, args.seed),
+        Protocol::Folds => protocol::folds(&clips, args.folds, args.fold_seed.unwrap_or(args.seed)),
         Protocol::Loco => protocol::leave_one_corpus_out(&clips, &split),
     };
     let architectures = match &args.architecture {

@@ -20,7 +20,7 @@ use crate::data::{Clip, Dataset, SpeakerSplit, Split};
 /// The clips of one train / validation / test partition.
 #[derive(Clone, Debug, Default)]
 pub struct Partition {
-    /// What the partition is, e.g. "fold 2 of 5" or "test corpus SAVEE".
+    /// What the partition is, e.g. "fold 2 of 5, draw seed 7" or "test corpus SAVEE".
     pub name: String,
     pub train: Vec<Clip>,
     pub val: Vec<Clip>,
@@ -94,14 +94,15 @@ pub fn speaker_folds(clips: &[Clip], k: usize, seed: u64) -> BTreeMap<String, us
     fold_of
 }
 
-/// Grouped k-fold: partition `i` tests fold i and validates on fold i + 1.
+/// Grouped k-fold: partition `i` tests fold i and validates on fold i + 1. The name holds the
+/// draw's seed, so a card says which folds it was trained on.
 pub fn folds(clips: &[Clip], k: usize, seed: u64) -> Vec<Partition> {
     let k = k.max(3);
     let fold_of = speaker_folds(clips, k, seed);
     (0..k)
         .map(|i| {
             let mut p = Partition {
-                name: format!("fold {} of {k}", i + 1),
+                name: format!("fold {} of {k}, draw seed {seed}", i + 1),
                 ..Partition::default()
             };
             for clip in clips {
@@ -239,8 +240,10 @@ mod tests {
             }
         }
         assert_eq!(tested.len(), speakers(&clips).len());
-        // Seeded: the same seed deals the same folds.
+        // Seeded: the same seed deals the same folds, another seed other folds.
         assert_eq!(speaker_folds(&clips, 5, 11), speaker_folds(&clips, 5, 11));
+        assert_ne!(speaker_folds(&clips, 5, 11), speaker_folds(&clips, 5, 12));
+        assert!(parts[0].name.ends_with("draw seed 11"), "{}", parts[0].name);
     }
 
     #[test]
