@@ -133,3 +133,37 @@ fn real_speech_is_routed_by_its_line() {
         assert_eq!(router.narrowband(n).unwrap(), [true]);
     }
 }
+
+/// `Model::predict` sweeps each member over the whole batch (composite models override
+/// `forward_in_passes`): a window's probabilities must not depend on its batch, for the
+/// default (a router over wideband and phone windows) and for `builtin:crema-d` (an
+/// ensemble), in batches larger than one pass.
+#[test]
+fn a_window_reads_the_same_alone_and_in_any_batch() {
+    let audio = decode_path(std::path::Path::new("tests/fixtures/speech_long_16k.wav")).unwrap();
+    let wide = StreamResampler::resample_all(audio.sample_rate, 16_000, &audio.samples).unwrap();
+    let line = StreamResampler::resample_all(16_000, 8_000, &wide).unwrap();
+    let narrow = StreamResampler::resample_all(8_000, 16_000, &line).unwrap();
+    for name in ["default", "crema-d"] {
+        let model = crate::model::Builtin::named(name)
+            .unwrap()
+            .load(&Device::Cpu)
+            .unwrap();
+        let len = model.card.ms_to_samples(model.card.window_ms);
+        let step = len / 7;
+        let inputs: Vec<_> = (0..2 * crate::model::CPU_WINDOWS_PER_PASS + 3)
+            .map(|i| {
+                let y = if i % 3 == 1 { &narrow } else { &wide };
+                let start = (i * step) % (y.len().min(wide.len()) - len);
+                model.window_input(&y[start..start + len]).unwrap()
+            })
+            .collect();
+        let batch = model.predict(&inputs.iter().collect::<Vec<_>>()).unwrap();
+        for (input, in_batch) in inputs.iter().zip(&batch) {
+            let alone = model.predict(&[input]).unwrap().remove(0);
+            for (a, b) in alone.iter().zip(in_batch) {
+                assert!((a - b).abs() < 1e-5, "{name}: {alone:?} vs {in_batch:?}");
+            }
+        }
+    }
+}
