@@ -68,21 +68,6 @@ pub trait Network: std::fmt::Debug + Send + Sync {
 /// A network in serving form: logits for a batch of raw inputs.
 pub trait Inference: std::fmt::Debug + Send + Sync {
     fn forward(&self, x: &Tensor) -> CandleResult<Tensor>;
-
-    /// Logits for a batch run in passes of at most `per_pass` windows, which keeps a CPU
-    /// pass's activations in cache. Models of several networks override it so that each
-    /// network sweeps the whole batch in turn and its weights stay in cache as well.
-    fn forward_in_passes(&self, x: &Tensor, per_pass: usize) -> CandleResult<Tensor> {
-        let (n, per_pass) = (x.dim(0)?, per_pass.max(1));
-        if n <= per_pass {
-            return self.forward(x);
-        }
-        let passes = (0..n)
-            .step_by(per_pass)
-            .map(|start| self.forward(&x.narrow(0, start, per_pass.min(n - start))?))
-            .collect::<CandleResult<Vec<_>>>()?;
-        Tensor::cat(&passes, 0)
-    }
 }
 
 /// A card that does not hold together: the message names the field.

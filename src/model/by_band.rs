@@ -240,15 +240,6 @@ impl Inference for ByBandInference {
             |n| self.narrowband.forward(n),
         )
     }
-
-    /// Routes the whole batch first, so each member sweeps all of its windows in turn.
-    fn forward_in_passes(&self, x: &Tensor, per_pass: usize) -> Result<Tensor> {
-        self.router.route(
-            x,
-            |w| self.wideband.forward_in_passes(w, per_pass),
-            |n| self.narrowband.forward_in_passes(n, per_pass),
-        )
-    }
 }
 
 #[cfg(test)]

@@ -174,17 +174,6 @@ impl Inference for EnsembleInference {
             .collect::<Result<Vec<_>>>()?;
         mean_distribution(logits)
     }
-
-    /// Member by member over the whole batch: alternating members every pass evicted each
-    /// one's weights from cache (BENCHMARKS.md 4b).
-    fn forward_in_passes(&self, x: &Tensor, per_pass: usize) -> Result<Tensor> {
-        let logits = self
-            .members
-            .iter()
-            .map(|m| m.forward_in_passes(x, per_pass))
-            .collect::<Result<Vec<_>>>()?;
-        mean_distribution(logits)
-    }
 }
 
 #[cfg(test)]

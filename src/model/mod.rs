@@ -156,20 +156,23 @@ impl Model {
             remaining = rest;
             // On CPU, windows beyond a few per pass only spill the activations out of cache
             // (benches/model.rs, one thread: 4.1k windows/s at batch 1 and 8, 3.3k at 64).
-            let per_pass = if self.device.is_cpu() {
+            let chunk = if self.device.is_cpu() {
                 CPU_WINDOWS_PER_PASS
             } else {
                 group.len()
             };
-            let batch: Vec<&WindowInput> = group.iter().map(|&i| inputs[i]).collect();
-            for (&i, p) in group.iter().zip(self.forward_probs(&batch, per_pass)?) {
-                out[i] = p;
+            for part in group.chunks(chunk.max(1)) {
+                let probs =
+                    self.forward_probs(&part.iter().map(|&i| inputs[i]).collect::<Vec<_>>())?;
+                for (&i, p) in part.iter().zip(probs) {
+                    out[i] = p;
+                }
             }
         }
         Ok(out)
     }
 
-    fn forward_probs(&self, batch: &[&WindowInput], per_pass: usize) -> Result<Vec<Vec<f32>>> {
+    fn forward_probs(&self, batch: &[&WindowInput]) -> Result<Vec<Vec<f32>>> {
         let frames = batch[0].frames;
         let width = batch[0].values.len() / frames.max(1);
         let mut flat = Vec::with_capacity(batch.len() * frames * width);
@@ -182,7 +185,7 @@ impl Model {
                 Tensor::from_vec(flat, (batch.len(), frames, width), &self.device)?
             }
         };
-        let logits = self.inference.forward_in_passes(&x, per_pass)?;
+        let logits = self.inference.forward(&x)?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_device(&Device::Cpu)?;
         Ok(probs.to_vec2::<f32>()?)
     }
