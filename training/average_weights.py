@@ -15,7 +15,7 @@ import os
 import sys
 from array import array
 
-from extract_member import read_safetensors, write_safetensors
+from extract_member import read_safetensors, write_model_dir
 
 SHARED = ("architecture", "labels", "features", "normalization")
 
@@ -48,10 +48,7 @@ def main(out, dirs):
     card["training"] = dict(cards[0]["training"] or {})
     card["training"]["averaged"] = [{"id": c["id"], "training": c["training"]} for c in cards]
     card["metrics"] = None
-    os.makedirs(out, exist_ok=True)
-    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
-    with open(os.path.join(out, "model.json"), "w") as f:
-        json.dump(card, f, indent=2)
+    write_model_dir(out, card, tensors)
     print(f"{card['id']}: mean of {len(dirs)} members' {len(tensors)} tensors -> {out}")
 
 

@@ -42,6 +42,14 @@ def write_safetensors(path, tensors):
             f.write(raw)
 
 
+def write_model_dir(out, card, tensors):
+    """A model directory as `sentio-train` writes one: model.safetensors and model.json."""
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
+    with open(os.path.join(out, "model.json"), "w") as f:
+        json.dump(card, f, indent=2)
+
+
 def main(src, member, out):
     card = json.load(open(os.path.join(src, "model.json")))
     arch = card["architecture"]
@@ -69,10 +77,7 @@ def main(src, member, out):
     }
     if not tensors:
         sys.exit(f"no tensors under {prefix} in {src}")
-    os.makedirs(out, exist_ok=True)
-    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
-    with open(os.path.join(out, "model.json"), "w") as f:
-        json.dump(card, f, indent=2)
+    write_model_dir(out, card, tensors)
     print(f"{card['id']}: {len(tensors)} tensors -> {out}")
 
 
