@@ -144,6 +144,33 @@ impl Decisions {
     }
 }
 
+/// One line of JSON per clip and condition (path, corpus, speaker, label, condition, the
+/// eight probabilities in `LABELS` order), for analyses outside `sentio-train` such as
+/// fitting a decision rule on validation speakers.
+pub fn write_decisions(
+    path: &std::path::Path,
+    clips: &[Clip],
+    decisions: &[Decisions],
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for d in decisions {
+        for (clip, p) in clips.iter().zip(&d.probabilities) {
+            let line = serde_json::json!({
+                "path": clip.path,
+                "corpus": clip.dataset.name(),
+                "speaker": clip.speaker,
+                "label": LABELS[clip.label],
+                "condition": d.condition.slug(),
+                "probabilities": p,
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Classifies every clip in every condition through the server's clip path.
 pub fn evaluate(
     model: &Model,

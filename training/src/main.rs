@@ -93,6 +93,10 @@ struct Args {
     /// ships, so that test speakers play no part in it; report in DIR/EVAL-validation.md).
     #[arg(long, value_enum, default_value = "test")]
     evaluate_on: EvaluateOn,
+    /// With `--evaluate`: also write every clip's probabilities in every condition to this
+    /// file, one JSON object per line.
+    #[arg(long)]
+    decisions_out: Option<PathBuf>,
     /// Use at most this many clips per corpus and part (quick smoke runs).
     #[arg(long)]
     limit: Option<usize>,
@@ -308,6 +312,9 @@ fn evaluate_model(
     };
     let clips = &clips;
     let (model, decisions) = evaluate_dir(dir, clips, device)?;
+    if let Some(path) = &args.decisions_out {
+        sentio_train::evaluate::write_decisions(path, clips, &decisions)?;
+    }
     // Only test figures go into the card's metrics.
     let mut tables =
         report_and_record(dir, clips, &decisions, args.evaluate_on == EvaluateOn::Test)?;
